@@ -1,0 +1,1 @@
+"""API types: the resource registry, defaults, validation, quantities and schemas of each group."""
