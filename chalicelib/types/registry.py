@@ -127,3 +127,7 @@ NODES = _BY_PATH[("", "v1", "nodes")]
 PODS = _BY_PATH[("", "v1", "pods")]
 EVENTS = _BY_PATH[("", "v1", "events")]
 LEASES = _BY_PATH[("coordination.k8s.io", "v1", "leases")]
+
+
+def group_known(group: str, version: str) -> bool:
+    return (group, version) in group_versions()

@@ -1,0 +1,53 @@
+"""Skiff's Chalice app: the Kubernetes API on API Gateway + Lambda.
+
+Thin on purpose: every path goes to chalicelib.api.server.handle, which parses Kubernetes REST paths
+itself. API Gateway and Chalice have no greedy path parameter that Chalice supports, so the app
+declares one catch-all route per path depth (the deepest Kubernetes path has eight segments).
+"""
+
+from __future__ import annotations
+
+from chalice import Chalice, Response
+
+from chalicelib.api.http import Request
+from chalicelib.api.server import handle
+
+app = Chalice(app_name="skiff")
+app.api.binary_types = []  # every body is text (JSON or YAML)
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_MAX_DEPTH = 8
+
+
+def _serve(*segments: str) -> Response:
+    current = app.current_request
+    assert current is not None
+    query: dict[str, list[str]] = {}
+    if current.query_params:
+        for name in current.query_params:
+            query[name] = list(current.query_params.getlist(name))
+    headers = {k.lower(): v for k, v in current.headers.items()}
+    req = Request(method=current.method, path="/" + "/".join(segments), query=query, headers=headers,
+                  body=current.raw_body or b"")
+    resp = handle(req)
+    return Response(body=resp.encoded(), status_code=resp.status, headers=resp.headers)
+
+
+@app.route("/", methods=_METHODS, content_types=["*/*"])
+def root() -> Response:
+    return _serve()
+
+
+def _register(depth: int) -> None:
+    params = [f"p{i}" for i in range(1, depth + 1)]
+    path = "/" + "/".join("{" + p + "}" for p in params)
+
+    def view(**kwargs: str) -> Response:
+        return _serve(*(kwargs[p] for p in params))
+
+    view.__name__ = f"depth_{depth}"
+    app.route(path, methods=_METHODS, content_types=["*/*"])(view)
+
+
+for _depth in range(1, _MAX_DEPTH + 1):
+    _register(_depth)

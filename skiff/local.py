@@ -1,0 +1,179 @@
+"""The local cluster's processes: moto server as AWS, and the Chalice app served on loopback.
+
+`skiff up` runs `serve()` in the foreground (Ctrl-C stops it cleanly) or, with --detach, in a
+background process whose pid and address are kept in the state directory for `skiff down` and
+`skiff status`. The environment is set before chalicelib is imported, so the same handlers that run
+in Lambda run here against moto through AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.home / "kubeconfig"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "skiff.log"
+
+    @property
+    def moto_log(self) -> Path:
+        return self.home / "moto.log"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SKIFF_HOME") or Path.cwd() / ".skiff").resolve()
+
+
+class StartError(Exception):
+    """A reason the cluster cannot start, worded for the person who ran `skiff up`."""
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback only
+                if r.status < 500:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def aws_env(moto_port: int) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        "AWS_ACCESS_KEY_ID": "skiff-local",
+        "AWS_SECRET_ACCESS_KEY": "skiff-local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def start_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen([sys.executable, "-m", "skiff.motoserver", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    if not wait_http(f"http://127.0.0.1:{port}/moto-api/", 30):
+        proc.kill()
+        raise StartError(f"moto server did not start on port {port}; see {log_path}")
+    return proc
+
+
+def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: object = None) -> None:
+    """Run moto and the API until SIGTERM or Ctrl-C; writes the state file and kubeconfig first."""
+    for p, what in ((port, "the API"), (moto_port, "moto server (the local AWS)")):
+        if not port_free(host, p):
+            raise StartError(f"port {p} on {host} is already in use, so {what} cannot listen there. "
+                             f"Stop what uses it, or choose another port with --port/--aws-port.")
+    layout.home.mkdir(parents=True, exist_ok=True)
+    moto = start_moto(moto_port, layout.moto_log)
+    os.environ.update(aws_env(moto_port))
+    try:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        from chalicelib.api.auth import issue_token
+        from chalicelib.bootstrap import ensure_builtin_objects
+        from chalicelib.store.models import ensure_tables
+        from skiff import kubeconfig
+
+        ensure_tables()
+        ensure_builtin_objects()
+        token = issue_token("admin", description="skiff up")
+        url = f"http://{host}:{port}"
+        kubeconfig.write(layout.kubeconfig, server=url, token=token)
+        import app as chalice_app
+
+        server = create_local_server(chalice_app.app, Config(chalice_stage="local"), host, port)
+        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid, "url": url,
+                                            "aws_endpoint": f"http://127.0.0.1:{moto_port}",
+                                            "kubeconfig": str(layout.kubeconfig)}))
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        print(f"Skiff API listening on {url} (AWS endpoint http://127.0.0.1:{moto_port})", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        moto.terminate()
+        try:
+            moto.wait(5)
+        except subprocess.TimeoutExpired:
+            moto.kill()
+        if layout.state.exists():
+            layout.state.unlink()
+
+
+def read_state(layout: Layout) -> dict[str, object] | None:
+    try:
+        state: dict[str, object] = json.loads(layout.state.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def stop(layout: Layout, timeout: float = 15) -> bool:
+    """Stop a running local cluster; False when none runs."""
+    state = read_state(layout)
+    if state is None:
+        return False
+    pid = int(state["pid"])  # type: ignore[call-overload]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    moto_pid = state.get("moto_pid")
+    if isinstance(moto_pid, int) and _alive(moto_pid):
+        os.kill(moto_pid, signal.SIGKILL)
+    if layout.state.exists():
+        layout.state.unlink()
+    return True
