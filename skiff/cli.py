@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -42,7 +43,8 @@ def _up(args: argparse.Namespace, layout: local.Layout) -> int:
                   + layout.log.read_text()[-2000:], file=sys.stderr)
             return 1
         state = local.read_state(layout)
-        if state and local.wait_http(f"{state['url']}/healthz", 0.5):
+        if state and local.wait_http(f"{state['url']}/healthz", 0.5,
+                                     ssl.create_default_context(cafile=str(state["ca_cert"]))):
             print(f"Skiff API: {state['url']}")
             print(f"export KUBECONFIG={layout.kubeconfig}")
             return 0

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
 import yaml
 
 
-def write(path: Path, *, server: str, token: str, name: str = "skiff") -> Path:
+def write(path: Path, *, server: str, token: str, ca_cert: bytes | None = None, name: str = "skiff") -> Path:
+    cluster: dict[str, str] = {"server": server}
+    if ca_cert:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_cert).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": f"{name}-admin", "user": {"token": token}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin",
                                                 "namespace": "default"}}],

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -59,11 +60,11 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def wait_http(url: str, timeout: float) -> bool:
+def wait_http(url: str, timeout: float, context: ssl.SSLContext | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=1, context=context) as r:  # noqa: S310 - loopback only
                 if r.status < 500:
                     return True
         except OSError:
@@ -107,17 +108,21 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
         from chalicelib.api.auth import issue_token
         from chalicelib.bootstrap import ensure_builtin_objects
         from chalicelib.store.models import ensure_tables
-        from skiff import kubeconfig
+        from skiff import kubeconfig, tls
 
         ensure_tables()
         ensure_builtin_objects()
         token = issue_token("admin", description="skiff up")
-        url = f"http://{host}:{port}"
-        kubeconfig.write(layout.kubeconfig, server=url, token=token)
+        cert, key = tls.ensure_certificate(layout.home)
+        url = f"https://{host}:{port}"
+        kubeconfig.write(layout.kubeconfig, server=url, token=token, ca_cert=cert.read_bytes())
         import app as chalice_app
 
         server = create_local_server(chalice_app.app, Config(chalice_stage="local"), host, port)
-        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid, "url": url,
+        # The TLS handshake runs in each request's thread, not in the accepting one.
+        server.server.socket = tls.server_context(cert, key).wrap_socket(
+            server.server.socket, server_side=True, do_handshake_on_connect=False)
+        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid, "url": url, "ca_cert": str(cert),
                                             "aws_endpoint": f"http://127.0.0.1:{moto_port}",
                                             "kubeconfig": str(layout.kubeconfig)}))
 

@@ -31,6 +31,10 @@ Obj = dict[str, Any]
 MAX_BODY_BYTES = 380_000
 """Largest serialised object: a DynamoDB item holds 400 KB, minus room for keys and attributes."""
 
+GENESIS_REV = 1
+"""The revision of a type that was never written. Clients read "0" as "any revision" (a watch from
+"0" starts with the current state), so no list may return it: the first write is revision 2."""
+
 MAX_WRITE_ATTEMPTS = 60
 """Attempts to win the revision counter before answering 429 (the type is saturated)."""
 
@@ -86,12 +90,12 @@ def get(kind: str, key: str) -> Obj | None:
 
 
 def head(kind: str) -> int:
-    """The latest committed revision of a resource type (0 before the first write)."""
+    """The latest committed revision of a resource type (GENESIS_REV before the first write)."""
     try:
         rec = ChangeRecord.get(kind, COUNTER_REV, consistent_read=True)
     except DoesNotExist:
-        return 0
-    return int(rec.head or 0)
+        return GENESIS_REV
+    return int(rec.head or GENESIS_REV)
 
 
 def create(kind: str, key: str, obj: Obj) -> Obj:
@@ -143,7 +147,8 @@ def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None
 def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_rev: int,
               expected_rv: int | None) -> None:
     counter = ChangeRecord(kind, COUNTER_REV)
-    counter_condition = (ChangeRecord.head == current) if current else ChangeRecord.head.does_not_exist()
+    counter_condition = (ChangeRecord.head == current) if current > GENESIS_REV else \
+        ChangeRecord.head.does_not_exist()
     change = ChangeRecord(kind, new_rev, event=event, key=key, body=body,
                           expires=_expiry())
     with TransactWrite(connection=ObjectRecord._get_connection().connection) as t:
