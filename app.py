@@ -28,9 +28,16 @@ def _serve(*segments: str) -> Response:
             query[name] = list(current.query_params.getlist(name))
     headers = {k.lower(): v for k, v in current.headers.items()}
     req = Request(method=current.method, path="/" + "/".join(segments), query=query, headers=headers,
-                  body=current.raw_body or b"")
+                  body=_raw_body(current.raw_body))
     resp = handle(req)
-    return Response(body=resp.encoded(), status_code=resp.status, headers=resp.headers)
+    out_headers: dict[str, str | list[str]] = dict(resp.headers)
+    return Response(body=resp.encoded(), status_code=resp.status, headers=out_headers)
+
+
+def _raw_body(raw: str | bytes | None) -> bytes:
+    if raw is None:
+        return b""
+    return raw.encode("utf-8") if isinstance(raw, str) else raw
 
 
 @app.route("/", methods=_METHODS, content_types=["*/*"])

@@ -6,6 +6,8 @@ request, so a fresh table set becomes a working cluster without a separate setup
 
 from __future__ import annotations
 
+import contextlib
+
 from chalicelib.api import admission
 from chalicelib.store import objects as store
 from chalicelib.types import registry
@@ -24,8 +26,6 @@ def ensure_builtin_objects() -> None:
         if store.get(res.key, key) is not None:
             continue
         obj = admission.prepare_create(res, {"metadata": {"name": name}}, None)
-        try:
+        with contextlib.suppress(store.StoreConflict):  # another process created it first
             store.create(res.key, key, obj)
-        except store.StoreConflict:
-            pass  # another process created it first
     _done = True

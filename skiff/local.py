@@ -8,6 +8,7 @@ in Lambda run here against moto through AWS_ENDPOINT_URL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -131,10 +132,8 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
 
         signal.signal(signal.SIGTERM, stop)
         print(f"Skiff API listening on {url} (AWS endpoint http://127.0.0.1:{moto_port})", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
     finally:
         moto.terminate()
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import errors
@@ -26,7 +26,7 @@ FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_kind(res: ResourceInfo, obj: Obj, *, expect_kind: str | None = None,

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -51,7 +51,7 @@ def issue_token(role: str, *, node: str | None = None, description: str = "") ->
         raise ValueError("a node token needs the node's name")
     token = f"skiff.{secrets.token_urlsafe(32)}"
     TokenRecord(_hash(token), role=role, node=node, description=description or None,
-                created=datetime.now(timezone.utc).isoformat()).save()
+                created=datetime.now(UTC).isoformat()).save()
     return token
 
 

@@ -53,10 +53,7 @@ class Request:
         if not self.body.strip():
             raise errors.BadRequest("the request body is empty; send the object as JSON")
         try:
-            if ctype == JSON:
-                value = json.loads(self.body)
-            else:
-                value = yaml.safe_load(self.body)
+            value = json.loads(self.body) if ctype == JSON else yaml.safe_load(self.body)
         except (ValueError, yaml.YAMLError) as e:
             raise errors.BadRequest(f"the request body is not valid {'JSON' if ctype == JSON else 'YAML'}: "
                                     f"{e}") from e

@@ -8,7 +8,7 @@ the server returns (priority 1 columns only with `-o wide`), so the familiar
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.types.registry import ResourceInfo
@@ -26,10 +26,10 @@ def age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
     try:
-        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return "<invalid>"
-    s = int((datetime.now(timezone.utc) - then).total_seconds())
+    s = int((datetime.now(UTC) - then).total_seconds())
     if s < 0:
         return "0s"
     if s < 120:

@@ -116,7 +116,7 @@ def update(req: Request, target: Target, ident: Identity) -> Response:
 
 def patch(req: Request, target: Target, ident: Identity) -> Response:
     res = target.resource
-    for attempt in range(PATCH_RETRIES):
+    for _attempt in range(PATCH_RETRIES):
         old = read(target)
         authorize(ident, "patch", target, old)
         patched = apply_patch(old, req.body, req.headers.get("content-type", ""), kind=res.kind)

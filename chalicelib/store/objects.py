@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -163,9 +164,9 @@ def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_r
 
 
 def _expiry() -> Any:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    return datetime.now(timezone.utc) + timedelta(seconds=settings.changelog_retention_seconds())
+    return datetime.now(UTC) + timedelta(seconds=settings.changelog_retention_seconds())
 
 
 def scan_objects(kind: str, prefix: str = "", start_after: str | None = None,
