@@ -20,6 +20,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,6 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
     os.environ.update(aws_env(moto_port))
     try:
         from chalice.config import Config
-        from chalice.local import create_local_server
 
         from chalicelib.api.auth import issue_token
         from chalicelib.bootstrap import ensure_builtin_objects
@@ -119,7 +119,7 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
         kubeconfig.write(layout.kubeconfig, server=url, token=token, ca_cert=cert.read_bytes())
         import app as chalice_app
 
-        server = create_local_server(chalice_app.app, Config(chalice_stage="local"), host, port)
+        server = _local_server(chalice_app.app, Config(chalice_stage="local"), host, port)
         # The TLS handshake runs in each request's thread, not in the accepting one.
         server.server.socket = tls.server_context(cert, key).wrap_socket(
             server.server.socket, server_side=True, do_handshake_on_connect=False)
@@ -142,6 +142,19 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
             moto.kill()
         if layout.state.exists():
             layout.state.unlink()
+
+
+def _local_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
+    """Chalice's local dev server (as `chalice local` builds it) with streaming watches."""
+    from chalice.local import LocalChalice, LocalDevServer
+
+    from skiff.watchstream import StreamingRequestHandler
+
+    class _LocalApp(LocalChalice, app_obj.__class__):  # type: ignore[misc, name-defined]
+        pass
+
+    app_obj.__class__ = _LocalApp
+    return LocalDevServer(app_obj, config, host, port, handler_cls=StreamingRequestHandler)
 
 
 def read_state(layout: Layout) -> dict[str, object] | None:

@@ -25,6 +25,7 @@ from chalicelib.api.paths import Target
 from chalicelib.api.selectors import parse_field_selector, parse_label_selector
 from chalicelib.store import objects as store
 from chalicelib.store.snapshot import list_page
+from chalicelib.types.registry import ResourceInfo
 
 Obj = dict[str, Any]
 
@@ -125,10 +126,19 @@ def watch(req: Request, target: Target, ident: Identity) -> Response:
         if events or time.monotonic() >= deadline:
             break
         time.sleep(min(settings.watch_poll_seconds(), max(0.0, deadline - time.monotonic())))
+    if tables.wants_table(req.headers.get("accept", "")):
+        events = [_as_table_event(res, e) for e in events]
     if bookmarks:
         events.append({"type": "BOOKMARK", "object": {
             "kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(cursor)}}})
     return _stream(events)
+
+
+def _as_table_event(res: ResourceInfo, event: Obj) -> Obj:
+    """`kubectl get -w` asks for Tables: each event then carries a one-row Table."""
+    obj = event["object"]
+    rv = (obj.get("metadata") or {}).get("resourceVersion", "")
+    return {"type": event["type"], "object": tables.render(res, [obj], {"resourceVersion": rv})}
 
 
 def _read_log(kind: str, cursor: int) -> tuple[list[store.Change], bool]:

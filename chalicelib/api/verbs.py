@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import admission
+from chalicelib.api import admission, tables
 from chalicelib.api.auth import Identity, authorize
 from chalicelib.api.http import Request, Response, ok
 from chalicelib.api.patch import apply_patch
@@ -92,7 +92,11 @@ def create(req: Request, target: Target, ident: Identity) -> Response:
 
 def get(req: Request, target: Target, ident: Identity) -> Response:
     authorize(ident, "get", target)
-    return ok(read(target))
+    obj = read(target)
+    if tables.wants_table(req.headers.get("accept", "")):
+        rv = (obj.get("metadata") or {}).get("resourceVersion", "")
+        return ok(tables.render(target.resource, [obj], {"resourceVersion": rv}))
+    return ok(obj)
 
 
 def update(req: Request, target: Target, ident: Identity) -> Response:
