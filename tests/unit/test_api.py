@@ -387,3 +387,14 @@ def test_namespace_lifecycle(admin: APIClient) -> None:
     assert code == 202 and ns["status"]["phase"] == "Terminating"
     code, status = admin.post("/api/v1/namespaces/team/configmaps", {"metadata": {"name": "x"}})
     assert code == 403
+
+
+def test_saturated_revision_counter_is_429(admin: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When another writer wins the revision counter on every attempt, the client is told to retry."""
+    admin.post(CMS, {"metadata": {"name": "first"}})
+    real_head = store.head
+    monkeypatch.setattr(store, "head", lambda kind: real_head(kind) - 1)  # always one behind: always loses
+    code, status = admin.post(CMS, {"metadata": {"name": "busy"}})
+    assert code == 429 and status["reason"] == "TooManyRequests"
+    monkeypatch.setattr(store, "head", real_head)
+    assert admin.get(f"{CMS}/busy")[0] == 404
