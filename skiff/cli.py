@@ -19,13 +19,14 @@ def _up(args: argparse.Namespace, layout: local.Layout) -> int:
     if not args.detach:
         print(f"starting Skiff (state in {layout.home}) ...", flush=True)
         try:
-            local.serve(layout, host=args.host, port=args.port, moto_port=args.aws_port)
+            local.serve(layout, host=args.host, port=args.port, moto_port=args.aws_port,
+                        aws_endpoint=args.aws_endpoint)
         except local.StartError as e:
             print(f"skiff up: {e}", file=sys.stderr)
             return 1
         return 0
     layout.home.mkdir(parents=True, exist_ok=True)
-    for p in (args.port, args.aws_port):
+    for p in (args.port,) if args.aws_endpoint else (args.port, args.aws_port):
         if not local.port_free(args.host, p):
             print(f"skiff up: port {p} on {args.host} is already in use; stop what uses it or choose another "
                   "with --port/--aws-port", file=sys.stderr)
@@ -33,7 +34,8 @@ def _up(args: argparse.Namespace, layout: local.Layout) -> int:
     print(f"starting Skiff in the background (log: {layout.log}) ...", flush=True)
     with open(layout.log, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "skiff.cli", "--home", str(layout.home), "up",
-                                 "--host", args.host, "--port", str(args.port), "--aws-port", str(args.aws_port)],
+                                 "--host", args.host, "--port", str(args.port), "--aws-port", str(args.aws_port)]
+                                + (["--aws-endpoint", args.aws_endpoint] if args.aws_endpoint else []),
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     deadline = time.monotonic() + 60
@@ -75,7 +77,7 @@ def _status(args: argparse.Namespace, layout: local.Layout) -> int:
 def _token(args: argparse.Namespace, layout: local.Layout) -> int:
     state = local.read_state(layout)
     if state is not None and "AWS_ENDPOINT_URL" not in os.environ:
-        os.environ.update(local.aws_env(int(str(state["aws_endpoint"]).rsplit(":", 1)[1])))
+        os.environ.update(local.aws_env(str(state["aws_endpoint"])))
     from chalicelib.api.auth import issue_token
 
     try:
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=int(os.environ.get("SKIFF_PORT", "8443")))
     up.add_argument("--aws-port", type=int, default=int(os.environ.get("SKIFF_AWS_PORT", "5100")))
+    up.add_argument("--aws-endpoint", default=None,
+                    help="use this AWS endpoint (e.g. LocalStack, http://localhost:4566) instead of starting moto")
     sub.add_parser("down", help="stop the local cluster")
     sub.add_parser("status", help="show what runs")
     token = sub.add_parser("token", help="manage bearer tokens")

@@ -74,13 +74,14 @@ def wait_http(url: str, timeout: float, context: ssl.SSLContext | None = None) -
     return False
 
 
-def aws_env(moto_port: int) -> dict[str, str]:
+def aws_env(endpoint: str) -> dict[str, str]:
+    """Environment for an emulated AWS (moto or LocalStack accept any credentials)."""
     return {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        "AWS_ACCESS_KEY_ID": "skiff-local",
-        "AWS_SECRET_ACCESS_KEY": "skiff-local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "skiff-local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "skiff-local"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_REGION": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
     }
 
 
@@ -94,15 +95,18 @@ def start_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: object = None) -> None:
-    """Run moto and the API until SIGTERM or Ctrl-C; writes the state file and kubeconfig first."""
-    for p, what in ((port, "the API"), (moto_port, "moto server (the local AWS)")):
+def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint: str | None = None) -> None:
+    """Run moto (unless `aws_endpoint` names another AWS, e.g. LocalStack) and the API until SIGTERM or
+    Ctrl-C; writes the state file and kubeconfig first."""
+    checks = [(port, "the API")] + ([] if aws_endpoint else [(moto_port, "moto server (the local AWS)")])
+    for p, what in checks:
         if not port_free(host, p):
             raise StartError(f"port {p} on {host} is already in use, so {what} cannot listen there. "
                              f"Stop what uses it, or choose another port with --port/--aws-port.")
     layout.home.mkdir(parents=True, exist_ok=True)
-    moto = start_moto(moto_port, layout.moto_log)
-    os.environ.update(aws_env(moto_port))
+    moto = None if aws_endpoint else start_moto(moto_port, layout.moto_log)
+    endpoint = aws_endpoint or f"http://127.0.0.1:{moto_port}"
+    os.environ.update(aws_env(endpoint))
     try:
         from chalice.config import Config
 
@@ -123,23 +127,24 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, on_ready: obj
         # The TLS handshake runs in each request's thread, not in the accepting one.
         server.server.socket = tls.server_context(cert, key).wrap_socket(
             server.server.socket, server_side=True, do_handshake_on_connect=False)
-        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid, "url": url, "ca_cert": str(cert),
-                                            "aws_endpoint": f"http://127.0.0.1:{moto_port}",
+        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid if moto else None,
+                                            "url": url, "ca_cert": str(cert), "aws_endpoint": endpoint,
                                             "kubeconfig": str(layout.kubeconfig)}))
 
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
-        print(f"Skiff API listening on {url} (AWS endpoint http://127.0.0.1:{moto_port})", flush=True)
+        print(f"Skiff API listening on {url} (AWS endpoint {endpoint})", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     finally:
-        moto.terminate()
-        try:
-            moto.wait(5)
-        except subprocess.TimeoutExpired:
-            moto.kill()
+        if moto is not None:
+            moto.terminate()
+            try:
+                moto.wait(5)
+            except subprocess.TimeoutExpired:
+                moto.kill()
         if layout.state.exists():
             layout.state.unlink()
 
