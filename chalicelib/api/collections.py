@@ -14,7 +14,6 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors, settings
@@ -30,10 +29,36 @@ from chalicelib.types.registry import ResourceInfo
 Obj = dict[str, Any]
 
 
-def _matcher(req: Request, target: Target) -> Callable[[Obj], bool]:
-    labels = parse_label_selector(req.arg("labelSelector") or "")
-    fields = parse_field_selector(req.arg("fieldSelector") or "", target.resource.kind)
-    return lambda o: labels.matches((o.get("metadata") or {}).get("labels")) and fields.matches(o)
+class _Matcher:
+    """The request's label and field selectors, on objects and on the change log's summaries."""
+
+    def __init__(self, req: Request, target: Target) -> None:
+        self.labels = parse_label_selector(req.arg("labelSelector") or "")
+        self.fields = parse_field_selector(req.arg("fieldSelector") or "", target.resource.kind)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.labels.is_empty and self.fields.is_empty
+
+    def __call__(self, obj: Obj) -> bool:
+        return self.labels.matches((obj.get("metadata") or {}).get("labels")) and self.fields.matches(obj)
+
+    def summary(self, prev: Obj) -> bool:
+        return self.labels.matches(prev.get("labels")) and self.fields.matches_summary(prev)
+
+
+def _event_type(change: store.Change, match: _Matcher) -> str | None:
+    """The watch event for a change, as a selector sees it: an object that stops matching is DELETED
+    for this watcher and one that starts matching is ADDED; None when it matches neither before nor after."""
+    now = match(change.obj)
+    if change.event != "MODIFIED" or change.prev is None or match.is_empty:
+        return change.event if now else None
+    before = match.summary(change.prev)
+    if before and now:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
 
 
 def _prefix(target: Target) -> str:
@@ -71,7 +96,7 @@ def list_objects(req: Request, target: Target, ident: Identity) -> Response:
     if req.arg("continue"):
         token_rev, start_after = _decode_continue(req.arg("continue") or "", prefix)
     page = list_page(res.key, prefix=prefix, start_after=start_after, limit=limit or None,
-                     match=_matcher(req, target))
+                     match=_Matcher(req, target))
     revision = token_rev if token_rev is not None else page.revision
     list_meta: Obj = {"resourceVersion": str(revision)}
     if page.next_key is not None:
@@ -95,7 +120,7 @@ def _gone(rv: int, oldest: int | None) -> Obj:
 def watch(req: Request, target: Target, ident: Identity) -> Response:
     authorize(ident, "watch", target)
     res = target.resource
-    match = _matcher(req, target)
+    match = _Matcher(req, target)
     prefix = _prefix(target)
     timeout = req.int_arg("timeoutSeconds")
     cap = settings.watch_cap_seconds()
@@ -121,8 +146,9 @@ def watch(req: Request, target: Target, ident: Identity) -> Response:
             return _stream(events + [_gone(cursor, store.oldest_retained(res.key))])
         for change in batch:
             cursor = change.rev
-            if change.key.startswith(prefix) and match(change.obj):
-                events.append({"type": change.event, "object": change.obj})
+            kind = _event_type(change, match) if change.key.startswith(prefix) else None
+            if kind:
+                events.append({"type": kind, "object": change.obj})
         if events or time.monotonic() >= deadline:
             break
         time.sleep(min(settings.watch_poll_seconds(), max(0.0, deadline - time.monotonic())))

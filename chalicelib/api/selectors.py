@@ -28,6 +28,7 @@ __all__ = [
     "LabelSelector",
     "Requirement",
     "SELECTABLE_FIELDS",
+    "selectable_summary",
     "format_label_selector",
     "parse_field_selector",
     "parse_label_selector",
@@ -144,6 +145,15 @@ class FieldSelector:
                 return False
         return True
 
+    def matches_summary(self, summary: Obj) -> bool:
+        """Like `matches`, on the field values kept by `selectable_summary` (an object's past state)."""
+        fields = summary.get("fields") or {}
+        for r in self.requirements:
+            equal = fields.get(r.field, "") == r.value
+            if equal == (r.operator == NOT_EQUALS):
+                return False
+        return True
+
     def equals(self, field: str) -> str | None:
         """The value the selector pins `field` to with `=`/`==`, so a store can narrow its query."""
         for r in self.requirements:
@@ -156,6 +166,17 @@ class FieldSelector:
 
     def __repr__(self) -> str:
         return f"FieldSelector({self.kind!r}, {str(self)!r})"
+
+
+def selectable_summary(kind: str, obj: Obj) -> dict[str, Any]:
+    """What selectors can see of an object: its labels and selectable field values.
+
+    The change log keeps this for an object's previous state, so a watch with a selector can tell
+    an object that stopped matching (sent as DELETED) from one that started to (sent as ADDED).
+    """
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    fields = {name: get(obj) for name, get in SELECTABLE_FIELDS.get(kind, _META).items()}
+    return {"labels": dict(labels), "fields": fields}
 
 
 def parse_field_selector(text: str, kind: str) -> FieldSelector:

@@ -49,7 +49,8 @@ def bind(req: Request, target: Target, ident: Identity) -> Response:
     status["conditions"] = conditions
     bound = {**pod, "spec": spec, "status": status}
     try:
-        store.update(target.resource.key, verbs.key_of(target), bound, int(md.get("resourceVersion") or 0))
+        store.update(target.resource.key, verbs.key_of(target), bound, int(md.get("resourceVersion") or 0),
+                     prev=verbs.summary(target.resource, pod))
     except store.StoreConflict as e:
         raise errors.Conflict("pods", target.name or "") from e
     return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)

@@ -15,6 +15,7 @@ from chalicelib.api.auth import Identity, authorize
 from chalicelib.api.http import Request, Response, ok
 from chalicelib.api.patch import apply_patch
 from chalicelib.api.paths import Target
+from chalicelib.api.selectors import selectable_summary
 from chalicelib.store import objects as store
 from chalicelib.types import registry
 from chalicelib.types.registry import ResourceInfo
@@ -34,6 +35,11 @@ def read(target: Target) -> Obj:
     if obj is None:
         raise errors.NotFound(target.resource.plural, target.name or "", target.resource.group)
     return obj
+
+
+def summary(res: ResourceInfo, old: Obj) -> Obj:
+    """What the change log keeps of the replaced state, so selector watches see objects leave."""
+    return selectable_summary(res.kind, old)
 
 
 def translate_store_errors(res: ResourceInfo, name: str, exc: Exception, *, creating: bool) -> errors.APIError:
@@ -160,8 +166,8 @@ def replace_object(req: Request, target: Target, old: Obj, new: Obj, preconditio
                   and not md.get("finalizers") and not md.get("deletionGracePeriodSeconds"))
     try:
         if finalizing:
-            return store.delete(res.key, key_of(target), obj, int(old_rv))
-        return store.update(res.key, key_of(target), obj, int(old_rv))
+            return store.delete(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old))
+        return store.update(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old))
     except store.StoreConflict as e:
         if conflict_retry:
             raise _Retry() from e
@@ -214,10 +220,10 @@ def delete(req: Request, target: Target, ident: Identity) -> Response:
     rv = int(md.get("resourceVersion") or 0)
     try:
         if marked is None:
-            return ok(store.delete(res.key, key_of(target), old, rv))
+            return ok(store.delete(res.key, key_of(target), old, rv, prev=summary(res, old)))
         if admission.semantically_equal(marked, old):
             return ok(old, 202)
-        return ok(store.update(res.key, key_of(target), marked, rv), 202)
+        return ok(store.update(res.key, key_of(target), marked, rv, prev=summary(res, old)), 202)
     except Exception as e:  # noqa: BLE001
         raise translate_store_errors(res, target.name or "", e, creating=False) from e
 

@@ -51,6 +51,7 @@ class ChangeRecord(Model):
     event = UnicodeAttribute(null=True)
     key = UnicodeAttribute(null=True)
     body = UnicodeAttribute(null=True)
+    prev = UnicodeAttribute(null=True)
     expires = TTLAttribute(null=True)
 
 

@@ -64,6 +64,7 @@ class Change:
     event: str  # ADDED, MODIFIED or DELETED
     key: str
     obj: Obj
+    prev: Obj | None = None  # the caller's summary of the previous state, if it gave one
 
 
 def object_key(namespace: str | None, name: str) -> str:
@@ -104,17 +105,19 @@ def create(kind: str, key: str, obj: Obj) -> Obj:
     return _write(kind, key, obj, event="ADDED", expected_rv=None)
 
 
-def update(kind: str, key: str, obj: Obj, expected_rv: int) -> Obj:
-    """Replace the object if it is still at `expected_rv`; StoreConflict otherwise."""
-    return _write(kind, key, obj, event="MODIFIED", expected_rv=expected_rv)
+def update(kind: str, key: str, obj: Obj, expected_rv: int, *, prev: Obj | None = None) -> Obj:
+    """Replace the object if it is still at `expected_rv`; StoreConflict otherwise.
+
+    `prev` is kept in the change record (a small summary of the state replaced, for watchers)."""
+    return _write(kind, key, obj, event="MODIFIED", expected_rv=expected_rv, prev=prev)
 
 
-def delete(kind: str, key: str, last: Obj, expected_rv: int) -> Obj:
+def delete(kind: str, key: str, last: Obj, expected_rv: int, *, prev: Obj | None = None) -> Obj:
     """Remove the object if it is still at `expected_rv`; returns its final state (new revision)."""
-    return _write(kind, key, last, event="DELETED", expected_rv=expected_rv)
+    return _write(kind, key, last, event="DELETED", expected_rv=expected_rv, prev=prev)
 
 
-def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None) -> Obj:
+def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None, prev: Obj | None = None) -> Obj:
     for attempt in range(MAX_WRITE_ATTEMPTS):
         current = head(kind)
         new_rev = current + 1
@@ -124,7 +127,8 @@ def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None
         body = dumps(stored)
         encoded_size_check(body)
         try:
-            _transact(kind, key, body, event=event, current=current, new_rev=new_rev, expected_rv=expected_rv)
+            _transact(kind, key, body, event=event, current=current, new_rev=new_rev, expected_rv=expected_rv,
+                      prev=dumps(prev) if prev is not None else None)
             return stored
         except TransactWriteError as e:
             # PynamoDB sends deletes, then puts, then updates: [object, change, counter] on delete,
@@ -146,12 +150,11 @@ def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None
 
 
 def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_rev: int,
-              expected_rv: int | None) -> None:
+              expected_rv: int | None, prev: str | None) -> None:
     counter = ChangeRecord(kind, COUNTER_REV)
     counter_condition = (ChangeRecord.head == current) if current > GENESIS_REV else \
         ChangeRecord.head.does_not_exist()
-    change = ChangeRecord(kind, new_rev, event=event, key=key, body=body,
-                          expires=_expiry())
+    change = ChangeRecord(kind, new_rev, event=event, key=key, body=body, prev=prev, expires=_expiry())
     with TransactWrite(connection=ObjectRecord._get_connection().connection) as t:
         t.update(counter, actions=[ChangeRecord.head.set(new_rev)], condition=counter_condition)
         t.save(change, condition=ChangeRecord.rev.does_not_exist())
@@ -187,7 +190,7 @@ def changes_since(kind: str, after: int, limit: int = 1000) -> list[Change]:
         if rec.event is None:
             continue
         out.append(Change(rev=int(rec.rev), event=rec.event, key=rec.key or "",
-                          obj=json.loads(rec.body or "{}")))
+                          obj=json.loads(rec.body or "{}"), prev=json.loads(rec.prev) if rec.prev else None))
     return out
 
 

@@ -398,3 +398,16 @@ def test_saturated_revision_counter_is_429(admin: APIClient, monkeypatch: pytest
     assert code == 429 and status["reason"] == "TooManyRequests"
     monkeypatch.setattr(store, "head", real_head)
     assert admin.get(f"{CMS}/busy")[0] == 404
+
+
+def test_watch_with_selector_sees_objects_leave_and_enter(admin: APIClient) -> None:
+    admin.post(CMS, {"metadata": {"name": "a", "labels": {"tier": "web"}}})
+    admin.post(CMS, {"metadata": {"name": "b", "labels": {"tier": "db"}}})
+    rv = admin.get(CMS)[1]["metadata"]["resourceVersion"]
+    admin.patch(f"{CMS}/a", {"metadata": {"labels": {"tier": "db"}}})  # a leaves tier=web
+    admin.patch(f"{CMS}/b", {"metadata": {"labels": {"tier": "web"}}})  # b enters tier=web
+    admin.patch(f"{CMS}/b", {"data": {"k": "v"}})  # b changes inside
+    admin.patch(f"{CMS}/a", {"data": {"k": "v"}})  # a changes outside: not seen
+    events = watch(admin, CMS, resourceVersion=rv, labelSelector="tier=web")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("DELETED", "a"), ("ADDED", "b"), ("MODIFIED", "b")]
