@@ -53,14 +53,14 @@ def check_fields(res: ResourceInfo, obj: Obj, field_validation: str | None) -> l
     if mode not in FIELD_VALIDATION:
         raise errors.BadRequest(f'fieldValidation must be one of {", ".join(FIELD_VALIDATION)}, not "{mode}"')
     problems = schema.decode_errors(obj, res.schema_name)
-    if problems:
-        raise errors.BadRequest("; ".join(problems))
+    if problems:  # kube-apiserver stops at the first value it cannot decode
+        raise errors.BadRequest(schema.decode_failure_message(res.kind, res.version, problems[0]))
     if mode == "Ignore":
         return []
     unknown = schema.unknown_fields(obj, res.schema_name)
     if unknown and mode == "Strict":
-        joined = ", ".join(f'unknown field "{u}"' for u in unknown)
-        raise errors.BadRequest(f"strict decoding error: {joined}")
+        raise errors.BadRequest(schema.decode_failure_message(res.kind, res.version,
+                                                              schema.strict_error_detail(unknown)))
     return [f'unknown field "{u}"' for u in unknown]
 
 

@@ -187,3 +187,25 @@ def _read_log(kind: str, cursor: int) -> tuple[list[store.Change], bool]:
 def _stream(events: list[Obj]) -> Response:
     body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
     return Response(200, body, {"Content-Type": "application/json"})
+
+
+def delete_collection(req: Request, target: Target, ident: Identity) -> Response:
+    """DELETE on a collection: every object the selectors match, each as a single delete would."""
+    from chalicelib.api import verbs
+
+    authorize(ident, "list", target)
+    res = target.resource
+    if res.key == "core/namespaces":
+        raise errors.MethodNotAllowed("deletecollection is not supported for namespaces")
+    page = list_page(res.key, prefix=_prefix(target), match=_Matcher(req, target))
+    deleted = []
+    for obj in page.items:
+        md = obj.get("metadata") or {}
+        one = Target(res, md.get("namespace") if res.namespaced else None, md.get("name"))
+        try:
+            deleted.append(verbs.delete(req, one, ident).body)
+        except errors.NotFound:
+            continue  # deleted meanwhile
+    return ok({"kind": res.list_kind, "apiVersion": res.api_version,
+               "metadata": {"resourceVersion": str(store.head(res.key))},
+               "items": [_as_list_item(o) for o in deleted]})

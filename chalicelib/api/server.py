@@ -99,6 +99,8 @@ def _dispatch(req: Request, target: Target, ident: Identity) -> Response:
             return collections.list_objects(req, target, ident)
         if m == "POST":
             return verbs.create(req, target, ident)
+        if m == "DELETE" and target.subresource is None:
+            return collections.delete_collection(req, target, ident)
         raise errors.MethodNotAllowed(f"{m} is not supported on a collection")
     if m == "GET":
         if req.flag("watch"):

@@ -411,3 +411,11 @@ def test_watch_with_selector_sees_objects_leave_and_enter(admin: APIClient) -> N
     events = watch(admin, CMS, resourceVersion=rv, labelSelector="tier=web")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("DELETED", "a"), ("ADDED", "b"), ("MODIFIED", "b")]
+
+
+def test_delete_collection_with_selector(admin: APIClient) -> None:
+    for name, tier in (("a", "web"), ("b", "web"), ("c", "db")):
+        admin.post(CMS, {"metadata": {"name": name, "labels": {"tier": tier}}})
+    code, gone = admin.delete(CMS, query={"labelSelector": "tier=web"})
+    assert code == 200 and sorted(i["metadata"]["name"] for i in gone["items"]) == ["a", "b"]
+    assert [i["metadata"]["name"] for i in admin.get(CMS)[1]["items"]] == ["c"]
