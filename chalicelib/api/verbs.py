@@ -7,6 +7,7 @@ resourceVersion it read, so a concurrent writer turns into 409 Conflict and noth
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import errors
@@ -22,6 +23,7 @@ from chalicelib.types.registry import ResourceInfo
 
 Obj = dict[str, Any]
 PATCH_RETRIES = 5
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def key_of(target: Target, name: str | None = None) -> str:
@@ -126,10 +128,13 @@ def update(req: Request, target: Target, ident: Identity) -> Response:
 
 def patch(req: Request, target: Target, ident: Identity) -> Response:
     res = target.resource
+    content_type = req.headers.get("content-type", "")
     for _attempt in range(PATCH_RETRIES):
+        if content_type.startswith(APPLY_PATCH) and store.get(res.key, key_of(target)) is None:
+            return _apply_create(req, target, ident)
         old = read(target)
         authorize(ident, "patch", target, old)
-        patched = apply_patch(old, req.body, req.headers.get("content-type", ""), kind=res.kind)
+        patched = apply_patch(old, req.body, content_type, kind=res.kind)
         admission.check_kind(res, patched)
         warnings = admission.check_fields(res, patched, req.arg("fieldValidation"))
         md = patched.get("metadata") or {}
@@ -144,6 +149,22 @@ def patch(req: Request, target: Target, ident: Identity) -> Response:
         except _Retry:
             continue
     raise errors.Conflict(res.plural, target.name or "", res.group)
+
+
+def _apply_create(req: Request, target: Target, ident: Identity) -> Response:
+    """Server-side apply of an object that does not exist yet creates it (as kube-apiserver does)."""
+    res = target.resource
+    applied = apply_patch({}, req.body, req.headers.get("content-type", ""), kind=res.kind)
+    admission.check_kind(res, applied)
+    md: Obj = applied.get("metadata") or {}
+    if md.get("name") not in (None, target.name):
+        raise errors.BadRequest(f"the name of the object ({md.get('name')}) does not match the name on the "
+                                f"URL ({target.name})")
+    applied.setdefault("metadata", {})["name"] = target.name
+    created = Request(method="POST", path=req.path, query=req.query,
+                      headers={**req.headers, "content-type": "application/json"},
+                      body=json.dumps(applied).encode())
+    return create(created, Target(res, target.namespace), ident)
 
 
 class _Retry(Exception):

@@ -419,3 +419,13 @@ def test_delete_collection_with_selector(admin: APIClient) -> None:
     code, gone = admin.delete(CMS, query={"labelSelector": "tier=web"})
     assert code == 200 and sorted(i["metadata"]["name"] for i in gone["items"]) == ["a", "b"]
     assert [i["metadata"]["name"] for i in admin.get(CMS)[1]["items"]] == ["c"]
+
+
+def test_server_side_apply_creates_then_updates(admin: APIClient) -> None:
+    manifest = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: '1'\n"
+    code, created = admin.request("PATCH", f"{CMS}/ssa", raw=manifest, content_type="application/apply-patch+yaml",
+                                  query={"fieldManager": "me"})
+    assert code == 201 and created["data"] == {"a": "1"}
+    code, updated = admin.request("PATCH", f"{CMS}/ssa", raw=manifest.replace(b"'1'", b"'2'"),
+                                  content_type="application/apply-patch+yaml", query={"fieldManager": "me"})
+    assert code == 200 and updated["data"] == {"a": "2"}
