@@ -1,11 +1,12 @@
 """Decode Kubernetes protobuf request bodies into the JSON-shaped dicts the API layer handles.
 
-Why this exists: kubectl and every client-go typed client send request bodies as
-`application/vnd.kubernetes.protobuf` (`kubectl create namespace|deployment|configmap|service`,
-`kubectl run`, `kubectl expose`, ...), and client-go does not fall back to JSON when a server answers
-415. Skiff answers in JSON (clients always also accept it), so only requests need this: `decode` turns
-a body into exactly the dict that the same object sent as JSON would have parsed to, and everything
-after it (defaulting, validation, storage) stays JSON-only.
+Why this exists: kubectl's typed-client commands and every client-go typed client send request bodies
+as `application/vnd.kubernetes.protobuf` (kubectl v1.32: `kubectl create namespace|deployment|configmap|
+service|secret|job ...`; `kubectl run` and `kubectl expose` send JSON; the kinds Skiff serves are the
+ones decoded here), and client-go does not fall back
+to JSON when a server answers 415. Skiff answers in JSON (clients always also accept it), so only
+requests need this: `decode` turns a body into exactly the dict that the same object sent as JSON would
+have parsed to, and everything after it (defaulting, validation, storage) stays JSON-only.
 
 The format: a 4-byte magic `k8s\\x00`, then a `runtime.Unknown` envelope (typeMeta {apiVersion, kind},
 raw, contentEncoding, contentType) whose `raw` is the object's own message. Protobuf does not carry
@@ -115,7 +116,7 @@ def _decode(body: bytes, depth: int) -> dict[str, Any]:
 
 
 def _message_name(api_version: str, kind: str) -> str:
-    if kind in _META_KINDS and ("/" in api_version or api_version == "v1"):
+    if kind in _META_KINDS:
         return f"{_META}.{kind}"
     package = _PACKAGES.get(api_version)
     if package is None or kind not in _KINDS[package]:
@@ -234,27 +235,30 @@ def _zero(field: Field, depth: int) -> Any:
     kind = field["type"]
     if field.get("pointer") or field["repeated"] or field.get("map"):
         return None
-    if kind == "string" or kind == "bytes":
-        return ""
-    if kind in ("int32", "int64", "double"):
-        return 0
-    if kind == "bool":
-        return False
+    if kind in _SCALARS:
+        return _scalar_zero(kind)
     return _special_or_message(kind, b"", depth)
 
 
 def _empty(value: Any) -> bool:
-    """Go's omitempty test, on the rendered value (structs are never empty)."""
-    return value is None or value is False or value == 0 and not isinstance(value, dict) or value in ("", [], {})
+    """Go's omitempty test on a rendered scalar, list or map."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value == 0
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _is_plain(field: Field) -> bool:
+    """Scalars, lists and maps: what omitempty can leave out (Go never omits a struct)."""
+    return field["type"] in _SCALARS or field["repeated"] or bool(field.get("map"))
 
 
 def _render(spec: dict[str, Field], data: bytes, depth: int) -> dict[str, Any]:
     """Decode one message and render it as Go's encoding/json would."""
     if depth > _MAX_DEPTH:
         raise _Invalid("objects are nested too deeply")
-    singles: dict[str, Any] = {}
-    lists: dict[str, list[Any]] = {}
-    maps: dict[str, dict[str, Any]] = {}
+    values: dict[str, Any] = {}
     messages: dict[str, bytes] = {}
     for number, wire, value in iter_fields(data):
         key = str(number)
@@ -266,55 +270,42 @@ def _render(spec: dict[str, Field], data: bytes, depth: int) -> dict[str, Any]:
             if not isinstance(value, bytes):
                 raise _Invalid(f"{where} has wire type {wire}, expected 2")
             entry_key, entry_value = _map_entry(field, value, where, depth)
-            maps.setdefault(key, {})[entry_key] = entry_value
+            values.setdefault(key, {})[entry_key] = entry_value
         elif kind not in _SCALARS:
             if not isinstance(value, bytes):
                 raise _Invalid(f"{where} has wire type {wire}, expected 2")
             if field["repeated"]:
-                lists.setdefault(key, []).append(_special_or_message(kind, value, depth))
-            else:  # a repeated occurrence of a message field merges into it, as in Go
+                values.setdefault(key, []).append(_special_or_message(kind, value, depth))
+            else:  # a message field sent twice merges, as in Go
                 messages[key] = messages.get(key, b"") + value
         elif field["repeated"]:
             if wire == _LENGTH and kind in _WIRE:
                 assert isinstance(value, bytes)
-                lists.setdefault(key, []).extend(_packed(kind, value, where))
+                values.setdefault(key, []).extend(_packed(kind, value, where))
             else:
-                lists.setdefault(key, []).append(_scalar(kind, wire, value, where))
+                values.setdefault(key, []).append(_scalar(kind, wire, value, where))
         else:
-            singles[key] = _scalar(kind, wire, value, where)
+            values[key] = _scalar(kind, wire, value, where)
     for key, raw in messages.items():
-        singles[key] = _special_or_message(spec[key]["type"], raw, depth)
+        values[key] = _special_or_message(spec[key]["type"], raw, depth)
 
     out: dict[str, Any] = {}
     for key, field in spec.items():
-        present = key in singles or key in lists or key in maps
-        if key in singles:
-            value = singles[key]
-        elif key in lists:
-            value = lists[key]
-        elif key in maps:
-            value = maps[key]
+        plain, pointer, omitempty = _is_plain(field), field.get("pointer"), field.get("omitempty")
+        rendered: Any
+        if key in values:
+            rendered = values[key]
+            if omitempty and plain and not pointer and _empty(rendered):
+                continue
+        elif pointer or (plain and omitempty):
+            continue
         else:
-            value = _zero(field, depth)
+            rendered = _zero(field, depth)
         if field.get("inline"):
-            if isinstance(value, dict):
-                out.update(value)
-            continue
-        if not present and (field.get("pointer") or (field.get("omitempty") and _omitted_when_absent(field))):
-            continue
-        if present and field.get("omitempty") and not field.get("pointer") and _is_plain(field) and _empty(value):
-            continue
-        out[field["name"]] = value
+            out.update(rendered)
+        else:
+            out[field["name"]] = rendered
     return out
-
-
-def _is_plain(field: Field) -> bool:
-    """Scalars, lists and maps: the kinds omitempty can omit (structs never are)."""
-    return field["type"] in _SCALARS or field["repeated"] or bool(field.get("map"))
-
-
-def _omitted_when_absent(field: Field) -> bool:
-    return _is_plain(field)
 
 
 def _map_entry(field: Field, data: bytes, where: str, depth: int) -> tuple[str, Any]:
@@ -378,24 +369,23 @@ def _time(data: bytes, micro: bool) -> str | None:
         moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=seconds)
     except OverflowError:
         raise _Invalid(f"timestamp {seconds} is out of range") from None
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     if not micro:  # metav1.Time keeps whole seconds only
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    micros = max(0, min(nanos, 999_999_999)) // 1000
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros:06d}Z"
+        return text + "Z"
+    return text + f".{max(0, min(nanos, 999_999_999)) // 1000:06d}Z"
 
 
 def _int_or_string(data: bytes) -> int | str:
+    """intstr.IntOrString: type=1 (0 Int, 1 String), intVal=2, strVal=3."""
     kind = int_val = 0
     str_val = ""
     for number, wire, value in iter_fields(data):
-        if number in (1, 2):
-            int_val_or_kind = _scalar("int64" if number == 1 else "int32", wire, value, "IntOrString")
-            if number == 1:
-                kind = int_val_or_kind
-            else:
-                int_val = int_val_or_kind
+        if number == 1:
+            kind = _scalar("int64", wire, value, "IntOrString type")
+        elif number == 2:
+            int_val = _scalar("int32", wire, value, "IntOrString intVal")
         elif number == 3:
-            str_val = _scalar("string", wire, value, "IntOrString")
+            str_val = _scalar("string", wire, value, "IntOrString strVal")
     return str_val if kind == 1 else int_val
 
 
