@@ -117,6 +117,12 @@ def prepare_update(res: ResourceInfo, new: Obj, old: Obj, *, subresource: str | 
         else:
             md.pop(immutable, None)
     md.pop("selfLink", None)
+    if subresource == "finalize":
+        # namespaces/<name>/finalize changes spec.finalizers only (the namespace controller's last step).
+        kept = copy.deepcopy(old)
+        kept.setdefault("spec", {})["finalizers"] = list((new.get("spec") or {}).get("finalizers") or [])
+        kept["metadata"]["resourceVersion"] = md.get("resourceVersion")
+        return kept
     if subresource == "status":
         # /status ignores everything but status (labels and annotations included, as for pods).
         kept = copy.deepcopy(old)

@@ -182,9 +182,14 @@ def replace_object(req: Request, target: Target, old: Obj, new: Obj, preconditio
     if admission.semantically_equal(obj, old) or dry_run(req):
         return obj if dry_run(req) else old
     md = obj["metadata"]
-    # The last finalizer removed from an object marked for deletion (with no grace left) deletes it.
-    finalizing = (md.get("deletionTimestamp") and (old.get("metadata") or {}).get("finalizers")
-                  and not md.get("finalizers") and not md.get("deletionGracePeriodSeconds"))
+    # The last finalizer removed from an object marked for deletion (with no grace left) deletes it;
+    # for a namespace, its spec.finalizers must be empty too (the namespace controller empties them).
+    old_md = old.get("metadata") or {}
+    had_finalizers = bool(old_md.get("finalizers")) or (
+        res.key == "core/namespaces" and bool((old.get("spec") or {}).get("finalizers")))
+    finalizing = bool(md.get("deletionTimestamp")) and had_finalizers and not md.get("finalizers") \
+        and not md.get("deletionGracePeriodSeconds") \
+        and not (res.key == "core/namespaces" and (obj.get("spec") or {}).get("finalizers"))
     try:
         if finalizing:
             return store.delete(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old))

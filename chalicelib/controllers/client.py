@@ -124,6 +124,13 @@ class Client:
         self.actions.append(Action("delete", plural, namespace, name))
         return self._body(resp)
 
+    def finalize_namespace(self, namespace_obj: Obj) -> Obj:
+        name = namespace_obj["metadata"]["name"]
+        out = self._body(verbs.update(self._req("PUT", namespace_obj),
+                                      self._target("namespaces", None, name, "finalize"), SYSTEM))
+        self.actions.append(Action("finalize", "namespaces", None, name))
+        return out
+
     def bind(self, namespace: str, name: str, node: str) -> None:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
