@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from chalicelib import errors
+from chalicelib.api import protobuf
 
 JSON = "application/json"
 
@@ -48,6 +49,8 @@ class Request:
     def parsed_body(self) -> dict[str, Any]:
         """The body as a JSON object (JSON or YAML content), or a 400/415."""
         ctype = self.content_type or JSON
+        if ctype == protobuf.CONTENT_TYPE:  # kubectl's typed commands (create namespace, ...) send it
+            return protobuf.decode(self.body)
         if ctype not in (JSON, "application/yaml", "application/x-yaml", "text/yaml"):
             raise errors.UnsupportedMediaType(ctype)
         if not self.body.strip():
