@@ -1,16 +1,24 @@
-"""Skiff's Chalice app: the Kubernetes API on API Gateway + Lambda.
+"""Skiff's Chalice app: the Kubernetes API on API Gateway + Lambda, and the controllers.
 
 Thin on purpose: every path goes to chalicelib.api.server.handle, which parses Kubernetes REST paths
 itself. API Gateway and Chalice have no greedy path parameter that Chalice supports, so the app
 declares one catch-all route per path depth (the deepest Kubernetes path has eight segments).
+The objects table's stream drives the controllers (chalicelib.controllers.dispatch) and a schedule
+resyncs them; Chalice needs the stream's ARN when this module is imported, so it comes from the
+stage's environment (SKIFF_OBJECTS_STREAM_ARN), set by the deployment.
 """
 
 from __future__ import annotations
 
-from chalice import Chalice, Response
+from typing import Any
 
+from chalice import Chalice, Response
+from chalice.app import DynamoDBEvent
+
+from chalicelib import settings
 from chalicelib.api.http import Request
 from chalicelib.api.server import handle
+from chalicelib.controllers import dispatch
 
 app = Chalice(app_name="skiff")
 app.api.binary_types = []  # every body is text (JSON or YAML)
@@ -58,3 +66,15 @@ def _register(depth: int) -> None:
 
 for _depth in range(1, _MAX_DEPTH + 1):
     _register(_depth)
+
+
+@app.on_dynamodb_record(stream_arn=settings.objects_stream_arn(), batch_size=100,
+                        maximum_batching_window_in_seconds=round(settings.stream_batch_window_seconds()),
+                        name="controllers")
+def on_objects_change(event: DynamoDBEvent) -> None:
+    dispatch.handle_records(event.to_dict()["Records"])
+
+
+@app.schedule("rate(1 minute)", name="resync")
+def resync(event: Any) -> None:
+    dispatch.resync()

@@ -30,3 +30,22 @@ def watch_cap_seconds() -> float:
 def watch_poll_seconds() -> float:
     """Pause between change-log reads while a watch waits for events."""
     return float(os.environ.get("SKIFF_WATCH_POLL_SECONDS", "0.1"))
+
+
+def objects_stream_arn() -> str:
+    """The objects table's stream ARN, which Chalice needs at import time (set per stage on deploy).
+
+    Locally the stream runner reads the stream itself and calls the handler, so a placeholder will do.
+    """
+    return os.environ.get("SKIFF_OBJECTS_STREAM_ARN",
+                          f"arn:aws:dynamodb:{region()}:000000000000:table/{table_prefix()}-objects/stream/local")
+
+
+def stream_batch_window_seconds() -> float:
+    """The controllers' event source batching window (Lambda's MaximumBatchingWindowInSeconds)."""
+    return float(os.environ.get("SKIFF_STREAM_BATCH_WINDOW_SECONDS", "1"))
+
+
+def resync_seconds() -> float:
+    """How often the local runtime fires the resync schedule (on AWS: the EventBridge rule's rate)."""
+    return float(os.environ.get("SKIFF_RESYNC_SECONDS", "10"))

@@ -131,13 +131,19 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
                                             "url": url, "ca_cert": str(cert), "aws_endpoint": endpoint,
                                             "kubeconfig": str(layout.kubeconfig)}))
 
+        runners = _event_sources(layout, chalice_app)
+
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
         print(f"Skiff API listening on {url} (AWS endpoint {endpoint})", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
+        finally:
+            for runner in runners:
+                runner.stop()
     finally:
         if moto is not None:
             moto.terminate()
@@ -160,6 +166,25 @@ def _local_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
 
     app_obj.__class__ = _LocalApp
     return LocalDevServer(app_obj, config, host, port, handler_cls=StreamingRequestHandler)
+
+
+def _event_sources(layout: Layout, chalice_app: Any) -> list[Any]:
+    """What Lambda's event source mapping and EventBridge do on AWS: the stream feeds the controllers'
+    handler, the schedule fires the resync (same handlers, same event shapes)."""
+    from chalicelib import settings
+    from chalicelib.store.models import ObjectRecord
+    from skiff.schedules import Schedule
+    from skiff.streams import StreamRunner
+
+    controllers = StreamRunner(
+        "controllers", ObjectRecord.Meta.table_name, chalice_app.on_objects_change, batch_size=100,
+        batching_window_seconds=settings.stream_batch_window_seconds(), max_retry_attempts=5,
+        failure_destination=layout.home / "failed-records.jsonl",
+        checkpoint_path=layout.home / "checkpoints" / "controllers.json")
+    resync = Schedule("resync", chalice_app.resync, settings.resync_seconds())
+    controllers.start()
+    resync.start()
+    return [controllers, resync]
 
 
 def read_state(layout: Layout) -> dict[str, object] | None:

@@ -14,6 +14,7 @@ from chalicelib.api import collections, discovery, openapi, subresources, verbs
 from chalicelib.api.auth import Identity, authenticate
 from chalicelib.api.http import Request, Response, error_response, ok
 from chalicelib.api.paths import Target, parse
+from chalicelib.types import registry
 
 log = logging.getLogger("skiff.api")
 
@@ -35,10 +36,22 @@ def _route(req: Request) -> Response:
         return public
     ident = authenticate(req.headers.get("authorization"))
     bootstrap.ensure_builtin_objects()
+    parts = path.strip("/").split("/")
+    if req.method == "POST" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] \
+            and parts[4] == "bindings":
+        return _legacy_binding(req, parts[3], ident)
     target = parse(path)
     if target is None:
         raise errors.PathNotFound(path)
     return _dispatch(req, target, ident)
+
+
+def _legacy_binding(req: Request, namespace: str, ident: Identity) -> Response:
+    """POST /api/v1/namespaces/<ns>/bindings (the pod named in the body): the older binding path."""
+    name = (req.parsed_body().get("metadata") or {}).get("name")
+    if not name or not isinstance(name, str):
+        raise errors.BadRequest("a Binding posted to bindings must name its pod in metadata.name")
+    return subresources.bind(req, Target(registry.PODS, namespace, name, "binding"), ident)
 
 
 def _public(req: Request, path: str) -> Response | None:

@@ -103,7 +103,7 @@ def _mark_unknown(client: Client, node: Obj, now: datetime) -> None:
     stamp = _stamp(now)
     updated = []
     for kind in sorted(kinds):
-        old = next((c for c in conditions if c.get("type") == kind), {})
+        old: Obj = next((c for c in conditions if c.get("type") == kind), {})
         moved = stamp if old.get("status") != "Unknown" else old.get("lastTransitionTime")
         updated.append({**old, "type": kind, "status": "Unknown", "reason": "NodeStatusUnknown",
                         "message": "Kubelet stopped posting node status.", "lastTransitionTime": moved,

@@ -429,3 +429,11 @@ def test_server_side_apply_creates_then_updates(admin: APIClient) -> None:
     code, updated = admin.request("PATCH", f"{CMS}/ssa", raw=manifest.replace(b"'1'", b"'2'"),
                                   content_type="application/apply-patch+yaml", query={"fieldManager": "me"})
     assert code == 200 and updated["data"] == {"a": "2"}
+
+
+def test_legacy_bindings_collection(admin: APIClient) -> None:
+    admin.post(PODS, pod("p1"))
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p1"}, "target": {"name": "n1"}}
+    assert admin.post("/api/v1/namespaces/default/bindings", binding)[0] == 201
+    assert admin.get(f"{PODS}/p1")[1]["spec"]["nodeName"] == "n1"
+    assert admin.post("/api/v1/namespaces/default/bindings", {"target": {"name": "n1"}})[0] == 400
