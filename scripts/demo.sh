@@ -23,15 +23,29 @@ kubectl get namespaces
 step "kubectl apply -f examples/web.yaml (validated by the server's OpenAPI)"
 kubectl apply -f examples/web.yaml
 
-step "kubectl get deployments,configmaps"
-kubectl get deployments,configmaps
+wait_pods() {  # wait until the controllers made $1 pods for app=web
+  for _ in $(seq 1 60); do
+    n=$(kubectl get pods -l app=web --no-headers 2>/dev/null | grep -vc Terminating || true)
+    [ "$n" = "$1" ] && return 0
+    sleep 1
+  done
+  echo "demo: expected $1 pods, found $n" >&2
+  return 1
+}
+
+step "the controllers make a ReplicaSet and its pods (Pending: no scheduler or node agent yet)"
+wait_pods 3
+kubectl get deployments,replicasets,pods,configmaps
 
 step "kubectl scale deployment web --replicas=5"
 kubectl scale deployment web --replicas=5
-kubectl get deployment web -o jsonpath='{.spec.replicas}{"\n"}'
+wait_pods 5
+kubectl get pods -l app=web
 
-step "kubectl delete -f examples/web.yaml"
+step "kubectl delete -f examples/web.yaml (the garbage collector removes the ReplicaSet and pods)"
 kubectl delete -f examples/web.yaml
+wait_pods 0
+kubectl get replicasets,pods
 
 echo
 echo "demo: every step worked"
