@@ -20,7 +20,9 @@ from chalicelib.api.http import Request
 from chalicelib.api.server import handle
 from chalicelib.controllers import dispatch
 
-app = Chalice(app_name="skiff")
+# Chalice would attach its own handler to the "skiff" logger and stop propagation, hiding the logs of
+# skiff.* modules from the root handler (Lambda's, and the tests').
+app = Chalice(app_name="skiff", configure_logs=False)
 app.api.binary_types = []  # every body is text (JSON or YAML)
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
