@@ -14,6 +14,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("SKIFF_WATCH_CAP_SECONDS", "2")
 os.environ.setdefault("SKIFF_WATCH_POLL_SECONDS", "0.02")
+os.environ.setdefault("SKIFF_CONTROLLER_WORKERS", "1")  # in-process moto is not thread safe
 
 
 @pytest.fixture
@@ -23,8 +24,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws
 
     with mock_aws():
+        from chalicelib.store import objects
         from chalicelib.store.models import ensure_tables
 
+        objects._known_head.clear()
         ensure_tables()
         yield
 

@@ -11,9 +11,13 @@ upstream's informer caches and expectations.
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import errors
 from chalicelib.api.selectors import selector_from_label_selector
 from chalicelib.controllers import events
 from chalicelib.controllers.client import Client
@@ -22,6 +26,12 @@ Obj = dict[str, Any]
 COMPONENT = "replicaset-controller"
 BURST = 500
 """Most pods created or deleted in one sync, as upstream's burstReplicas."""
+
+
+def slow_start_workers() -> int:
+    """Concurrent creates per slow-start batch. 1 by default: every create of a type contends for its
+    revision counter, and bench/controllers.py measured serial creates fastest locally (docs/benchmarks.md)."""
+    return max(1, int(os.environ.get("SKIFF_CONTROLLER_WORKERS", "1")))
 
 
 def controller_ref(obj: Obj) -> Obj | None:
@@ -93,11 +103,34 @@ def _inverse(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _new_pod(rs: Obj) -> Obj:
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def pod_name(rs: Obj, slot: int) -> str:
+    """The name of the pod for `slot`: `<rs>-<5 chars>`, as generateName makes them, but derived from
+    the ReplicaSet's uid and the slot, so two syncs racing (the stream handler and the resync, or a
+    retried batch) create the same pod once and get 409 AlreadyExists for the second: no surplus."""
+    digest = hashlib.sha256(f"{rs['metadata']['uid']}/{slot}".encode()).digest()
+    suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
+    return f"{rs['metadata']['name'][:57]}-{suffix}"
+
+
+def _free_names(rs: Obj, taken: set[str], count: int) -> list[str]:
+    names: list[str] = []
+    slot = 0
+    while len(names) < count:
+        name = pod_name(rs, slot)
+        if name not in taken:
+            names.append(name)
+        slot += 1
+    return names
+
+
+def _new_pod(rs: Obj, name: str) -> Obj:
     template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
     md = dict(template.get("metadata") or {})
-    md.pop("name", None)
-    md["generateName"] = f"{rs['metadata']['name']}-"
+    md.pop("generateName", None)
+    md["name"] = name
     md["namespace"] = rs["metadata"].get("namespace")
     md["ownerReferences"] = [owner_reference(rs)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": template.get("spec") or {}}
@@ -114,7 +147,9 @@ def sync(client: Client, namespace: str, name: str, *, now: datetime | None = No
     uid = md["uid"]
     deleting = bool(md.get("deletionTimestamp"))
     owned: list[Obj] = []
-    for pod in client.list_objects("pods", namespace):
+    all_pods = client.list_objects("pods", namespace)
+    taken = {p["metadata"]["name"] for p in all_pods}
+    for pod in all_pods:
         ref = controller_ref(pod)
         labels = (pod.get("metadata") or {}).get("labels") or {}
         if ref is not None and ref.get("uid") == uid:
@@ -126,7 +161,7 @@ def sync(client: Client, namespace: str, name: str, *, now: datetime | None = No
             owned.append(_adopt(client, rs, pod))
     active = [p for p in owned if is_active(p)]
     if not deleting:
-        active = _manage(client, rs, active)
+        active = _manage(client, rs, active, taken)
     return _update_status(client, rs, owned, active, now)
 
 
@@ -144,18 +179,13 @@ def _release(client: Client, pod: Obj, uid: str) -> None:
                  {"metadata": {"ownerReferences": refs or None, "resourceVersion": md["resourceVersion"]}})
 
 
-def _manage(client: Client, rs: Obj, active: list[Obj]) -> list[Obj]:
+def _manage(client: Client, rs: Obj, active: list[Obj], taken: set[str]) -> list[Obj]:
     """Create or delete pods so that `active` has spec.replicas; returns the new active set."""
     wanted = int((rs.get("spec") or {}).get("replicas", 1))
     diff = len(active) - wanted
     if diff < 0:
-        created = []
-        for _ in range(min(-diff, BURST)):
-            pod = client.create("pods", rs["metadata"].get("namespace"), _new_pod(rs))
-            events.record(client, rs, reason="SuccessfulCreate", component=COMPONENT,
-                          message=f"Created pod: {pod['metadata']['name']}")
-            created.append(pod)
-        return active + created
+        names = _free_names(rs, taken, min(-diff, BURST))
+        return active + _create_slow_start(client, rs, names)
     if diff > 0:
         doomed = sorted(active, key=_deletion_rank)[:min(diff, BURST)]
         for pod in doomed:
@@ -166,6 +196,31 @@ def _manage(client: Client, rs: Obj, active: list[Obj]) -> list[Obj]:
         gone = {p["metadata"]["name"] for p in doomed}
         return [p for p in active if p["metadata"]["name"] not in gone]
     return active
+
+
+def _create_one(client: Client, rs: Obj, name: str) -> Obj | None:
+    try:
+        pod = client.create("pods", rs["metadata"].get("namespace"), _new_pod(rs, name))
+    except errors.AlreadyExists:
+        return None  # a concurrent sync of this ReplicaSet created it: counted next time
+    events.record(client, rs, reason="SuccessfulCreate", component=COMPONENT,
+                  message=f"Created pod: {pod['metadata']['name']}")
+    return pod
+
+
+def _create_slow_start(client: Client, rs: Obj, names: list[str]) -> list[Obj]:
+    """Create pods in batches of 1, 2, 4, ... run concurrently, as upstream's slowStartBatch: a
+    template that cannot be created fails once, not a hundred times."""
+    created: list[Obj] = []
+    batch, start = 1, 0
+    with ThreadPoolExecutor(max_workers=slow_start_workers()) as pool:
+        while start < len(names):
+            chunk = names[start:start + batch]
+            results = list(pool.map(lambda n: _create_one(client, rs, n), chunk))
+            created.extend(p for p in results if p is not None)
+            start += len(chunk)
+            batch *= 2
+    return created
 
 
 def _update_status(client: Client, rs: Obj, owned: list[Obj], active: list[Obj], now: datetime) -> float | None:

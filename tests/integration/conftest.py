@@ -47,7 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     port, aws_port = free_port(), free_port()
     # A short batching window and resync keep the tests quick; the semantics are the same.
     env = {**os.environ, "SKIFF_HOME": str(home), "SKIFF_STREAM_BATCH_WINDOW_SECONDS": "0.2",
-           "SKIFF_RESYNC_SECONDS": "2"}
+           "SKIFF_RESYNC_SECONDS": "2", "SKIFF_CONTROLLER_WORKERS": "4"}
     env.pop("AWS_ENDPOINT_URL", None)
     up = subprocess.run([sys.executable, "-m", "skiff.cli", "up", "--detach", "--port", str(port),
                          "--aws-port", str(aws_port)], capture_output=True, text=True, env=env, timeout=120)

@@ -125,3 +125,28 @@ def test_missing_replicaset_is_a_no_op(admin: APIClient) -> None:
     client = Client()
     assert replicaset.sync(client, "default", "nope") is None
     assert client.action_strings() == []
+
+
+def test_racing_syncs_create_each_pod_once(admin: APIClient) -> None:
+    """Two syncs that read the same state (stream handler and resync) create the same names: no surplus."""
+    admin.post(RS, rs_body(replicas=3))
+    rs = admin.get(f"{RS}/web")[1]
+    names = [replicaset.pod_name(rs, i) for i in range(3)]
+    assert len(set(names)) == 3 and all(n.startswith("web-") and len(n) == len("web-") + 5 for n in names)
+    # The second sync, from the same starting view, gets AlreadyExists for every pod and skips it.
+    original = Client.list_objects
+    calls = {"n": 0}
+
+    def stale_list(self: Client, plural: str, namespace: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+        calls["n"] += 1
+        return [] if plural == "pods" else original(self, plural, namespace, **kw)
+
+    replicaset.sync(Client(), "default", "web")
+    Client.list_objects = stale_list  # type: ignore[method-assign]
+    try:
+        second = Client()
+        replicaset.sync(second, "default", "web")
+    finally:
+        Client.list_objects = original  # type: ignore[method-assign]
+    assert not [a for a in second.action_strings() if a.startswith("create pods")]
+    assert sorted(p["metadata"]["name"] for p in pods(admin)) == sorted(names)
