@@ -69,10 +69,17 @@ def _condition_failures(backend: Any, transact_items: list[dict[str, Any]]) -> l
     return results
 
 
+_patched = False
+
+
 def fast_transactions() -> None:
     """Transactions without moto's whole-table backup copy (requests are serialised): conditions are
     checked first; if one fails, the transaction is cancelled with every item's reason and nothing
     applied; if all hold, moto applies it, with nothing to roll back."""
+    global _patched
+    if _patched:
+        return
+    _patched = True
     from moto.dynamodb import models
     from moto.dynamodb.exceptions import TransactionCanceledException
 

@@ -17,6 +17,18 @@ os.environ.setdefault("SKIFF_WATCH_POLL_SECONDS", "0.02")
 os.environ.setdefault("SKIFF_CONTROLLER_WORKERS", "1")  # in-process moto is not thread safe
 
 
+def _transactions_like_dynamodb() -> None:
+    """moto applies a transaction's items one by one and rolls back a failed one by restoring a copy of
+    the whole table, which also cuts off open stream iterators. The local runtime's moto server checks
+    all conditions first and applies nothing on failure, as DynamoDB does; unit tests use the same."""
+    from skiff.motoserver import fast_transactions
+
+    fast_transactions()
+
+
+_transactions_like_dynamodb()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh in-process moto AWS with Skiff's tables and built-in namespaces."""

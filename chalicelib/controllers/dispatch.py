@@ -20,6 +20,7 @@ from typing import Any
 from chalicelib import errors
 from chalicelib.controllers import deployment, gc, namespace, nodelifecycle, replicaset
 from chalicelib.controllers.client import Client
+from chalicelib.store import locks
 
 Obj = dict[str, Any]
 log = logging.getLogger("skiff.controllers")
@@ -122,24 +123,34 @@ def run(task: Task, client: Client, now: datetime | None = None) -> None:
         "namespace": lambda: namespace.sync(client, task.name),
         "node": lambda: nodelifecycle.sync(client, task.name, now=now),
     }
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            handlers[task.controller]()
-            return
-        except errors.Conflict:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-        except errors.AlreadyExists:
-            return  # someone else created it: the next sync sees it
+    lease_key = f"{task.controller}/{task.namespace}/{task.name}/{task.extra}"
+    with locks.lease(lease_key):
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                handlers[task.controller]()
+                return
+            except errors.Conflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+            except errors.AlreadyExists:
+                return  # someone else created it: the next sync sees it
 
 
-def run_all(tasks: Iterable[Task], client: Client | None = None, now: datetime | None = None) -> None:
-    """Run tasks in order; raise the first failure after all had their turn (the batch is retried)."""
+def run_all(tasks: Iterable[Task], client: Client | None = None, now: datetime | None = None, *,
+            retry_held: bool = True) -> None:
+    """Run tasks in order; raise the first failure after all had their turn (the batch is retried).
+
+    A task whose key is being synced elsewhere is a failure to retry when `retry_held` (a stream
+    batch must not lose its hint); the resync passes False, as it comes again anyway."""
     client = client or Client()
     failures: list[tuple[Task, Exception]] = []
     for task in sorted(set(tasks)):
         try:
             run(task, client, now)
+        except locks.Held as e:
+            log.info("sync %s %s/%s is running elsewhere", task.controller, task.namespace, task.name)
+            if retry_held:
+                failures.append((task, e))
         except Exception as e:  # noqa: BLE001 - collected and re-raised below
             log.exception("sync %s %s/%s failed", task.controller, task.namespace, task.name)
             failures.append((task, e))
@@ -171,6 +182,8 @@ def resync(client: Client | None = None, now: datetime | None = None) -> None:
         tasks.add(Task(2, "replicaset", rs["metadata"]["namespace"], rs["metadata"]["name"]))
     for node in client.list_objects("nodes"):
         tasks.add(Task(4, "node", "", node["metadata"]["name"]))
-    run_all(tasks, client, now)
-    for ns in client.list_objects("namespaces"):
-        gc.sweep(client, ns["metadata"]["name"])
+    try:
+        run_all(tasks, client, now, retry_held=False)
+    finally:
+        for ns in client.list_objects("namespaces"):
+            gc.sweep(client, ns["metadata"]["name"])

@@ -239,7 +239,10 @@ def new_rs_new_replicas(d: Obj, all_rss: list[Obj], new_rs: Obj) -> int:
     if not is_rolling(d):
         return replicas
     surge = scaled_value(_rolling(d).get("maxSurge"), replicas, True)
-    current = sum(spec_replicas(rs) for rs in all_rss)
+    # Upstream sums spec.replicas. A ReplicaSet that was just scaled down still has its pods until its
+    # controller deletes them, so count what exists when that is more: the surge bound then holds
+    # for pods that actually run, not only for the specs.
+    current = sum(max(spec_replicas(rs), status_int(rs, "replicas")) for rs in all_rss)
     max_total = replicas + surge
     if current >= max_total:
         return spec_replicas(new_rs)

@@ -6,6 +6,7 @@
   type's revision counter at rev 0. A write advances the counter, appends its change and writes the
   object in one transaction, so revisions are dense and in commit order (invariant 3).
 - tokens: bearer tokens, stored as SHA-256 hashes.
+- locks: short leases that keep two controller invocations from syncing the same key at once.
 
 Table names come from SKIFF_TABLE_PREFIX, read when this module is imported (no AWS call).
 Every client honours AWS_ENDPOINT_URL through botocore, so moto, LocalStack and AWS all work.
@@ -70,7 +71,20 @@ class TokenRecord(Model):
     created = UnicodeAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (ObjectRecord, ChangeRecord, TokenRecord)
+class LockRecord(Model):
+    """A short lease on a controller key, so no two invocations sync the same object at once."""
+
+    class Meta:
+        table_name = f"{settings.table_prefix()}-locks"
+        region = settings.region()
+        billing_mode = "PAY_PER_REQUEST"
+
+    key = UnicodeAttribute(hash_key=True)
+    holder = UnicodeAttribute()
+    expires = NumberAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (ObjectRecord, ChangeRecord, TokenRecord, LockRecord)
 
 
 def ensure_tables() -> None:

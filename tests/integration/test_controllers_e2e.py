@@ -116,6 +116,19 @@ def test_deployment_lifecycle(live: LiveCluster, kubelet: FakeKubelet) -> None:
     live.kubectl("rollout", "restart", "-n", ns, "deployment/web")
     live.kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=120s", timeout=150)
 
+    def replicasets() -> list[str]:
+        items = json.loads(live.kubectl("get", "replicasets", "-n", ns, "-o", "json").stdout)["items"]
+        return sorted(rs["metadata"]["name"] for rs in items)
+
+    live.kubectl("rollout", "pause", "-n", ns, "deployment/web")
+    before = replicasets()
+    live.kubectl("set", "image", "-n", ns, "deployment/web", "main=busybox:1.38")
+    time.sleep(3)
+    assert replicasets() == before, "a paused deployment rolls nothing out"
+    live.kubectl("rollout", "resume", "-n", ns, "deployment/web")
+    live.kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=120s", timeout=150)
+    assert len(replicasets()) == len(before) + 1
+
     describe = live.kubectl("describe", "deployment", "web", "-n", ns).stdout
     assert "ScalingReplicaSet" in describe
 

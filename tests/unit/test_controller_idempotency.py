@@ -122,9 +122,11 @@ def fresh_store() -> Iterator[APIClient]:
     from chalicelib import bootstrap
     from chalicelib.api import auth
     from chalicelib.api.auth import issue_token
+    from chalicelib.store import objects
     from chalicelib.store.models import ALL_MODELS, ensure_tables
 
     with mock_aws():
+        objects._known_head.clear()
         for m in ALL_MODELS:
             m._connection = None
         ensure_tables()

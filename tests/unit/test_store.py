@@ -99,3 +99,17 @@ def test_compaction_drops_old_history(aws: None) -> None:
     head = store.head(KIND)
     assert store.compact(KIND, head - 1) >= 2
     assert store.oldest_retained(KIND) == head
+
+
+def test_lease_excludes_a_second_holder_until_released_or_expired(aws: None) -> None:
+    from chalicelib.store import locks
+
+    with locks.lease("replicaset/default/web"):
+        with pytest.raises(locks.Held), locks.lease("replicaset/default/web"):
+            pass
+        with locks.lease("replicaset/default/other"):
+            pass
+    with locks.lease("replicaset/default/web"):
+        pass
+    with locks.lease("k", seconds=-1), locks.lease("k"):  # an expired lease can be taken over
+        pass
