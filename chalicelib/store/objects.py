@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -54,6 +54,15 @@ class StoreNotFound(Exception):
 
 class StoreBusy(Exception):
     """The revision counter stayed contended for every attempt."""
+
+
+class ExtraConditionFailed(Exception):
+    """The condition of one of the caller's extra transaction items failed (its index is `args[0]`)."""
+
+
+ExtraOp = Callable[[TransactWrite], None]
+"""Adds one more *update* to a write's transaction (e.g. a node's capacity reservation), so it commits
+or fails together with the object."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,8 @@ instead of reading the counter (one request fewer). The transaction's condition 
 so a wrong one costs a retry, never correctness (invariant 1)."""
 
 
-def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None, prev: Obj | None = None) -> Obj:
+def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None, prev: Obj | None = None,
+           extra: Sequence[ExtraOp] = ()) -> Obj:
     for attempt in range(MAX_WRITE_ATTEMPTS):
         guessed = _known_head.get(kind) if attempt == 0 else None
         current = guessed if guessed is not None else head(kind)
@@ -135,32 +145,37 @@ def _write(kind: str, key: str, obj: Obj, *, event: str, expected_rv: int | None
         encoded_size_check(body)
         try:
             _transact(kind, key, body, event=event, current=current, new_rev=new_rev, expected_rv=expected_rv,
-                      prev=dumps(prev) if prev is not None else None)
+                      prev=dumps(prev) if prev is not None else None, extra=extra)
             _known_head[kind] = max(new_rev, _known_head.get(kind, 0))
             return stored
         except TransactWriteError as e:
-            # PynamoDB sends deletes, then puts, then updates: [object, change, counter] on delete,
-            # [change, object, counter] otherwise. A failed counter or change-record condition means
-            # another writer took this revision: retry (a failed object condition, if any, shows
-            # again on the next attempt). Only a failure on the object alone is the caller's 409.
+            # PynamoDB sends deletes, then puts, then updates: [object, change, counter, *extra] on
+            # delete, [change, object, counter, *extra] otherwise. A failed counter or change-record
+            # condition means another writer took this revision: retry (a failed object or extra
+            # condition, if any, shows again on the next attempt). Only a failure on the object alone
+            # is the caller's 409.
             codes = [r.code if r else None for r in (e.cancellation_reasons or [])]
             obj_i, change_i = (0, 1) if event == "DELETED" else (1, 0)
-            if len(codes) == 3 and "ConditionalCheckFailed" in (codes[change_i], codes[2]) or \
+            whole = len(codes) == 3 + len(extra)
+            if whole and "ConditionalCheckFailed" in (codes[change_i], codes[2]) or \
                     "TransactionConflict" in codes or e.cause_response_code in _RETRYABLE:
                 _known_head.pop(kind, None)
                 if guessed is None:  # a stale guess is retried at once; a lost race backs off
                     time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
                 continue
-            if len(codes) == 3 and codes[obj_i] == "ConditionalCheckFailed":
+            if whole and codes[obj_i] == "ConditionalCheckFailed":
                 if event != "ADDED" and get(kind, key) is None:
                     raise StoreNotFound(key) from e
                 raise StoreConflict(key) from e
+            failed_extra = [i for i, code in enumerate(codes[3:]) if code == "ConditionalCheckFailed"]
+            if whole and failed_extra:
+                raise ExtraConditionFailed(failed_extra[0]) from e
             raise
     raise StoreBusy(kind)
 
 
 def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_rev: int,
-              expected_rv: int | None, prev: str | None) -> None:
+              expected_rv: int | None, prev: str | None, extra: Sequence[ExtraOp]) -> None:
     counter = ChangeRecord(kind, COUNTER_REV)
     counter_condition = (ChangeRecord.head == current) if current > GENESIS_REV else \
         ChangeRecord.head.does_not_exist()
@@ -174,6 +189,8 @@ def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_r
         else:
             cond = ObjectRecord.key.does_not_exist() if expected_rv is None else ObjectRecord.rv == expected_rv
             t.save(ObjectRecord(kind, key, rv=new_rev, body=body), condition=cond)
+        for op in extra:
+            op(t)
 
 
 def _expiry() -> Any:
