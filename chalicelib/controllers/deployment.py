@@ -16,8 +16,13 @@ Where Skiff differs from upstream, deliberately:
   * Upstream takes one step per sync (scale up, or else scale down) and relies on the ReplicaSet
     update event for the next; a sync here repeats those steps while they change ReplicaSets, so it
     ends where upstream's chain of events would (given no new pod status) and a repeated sync is a
-    no-op. Each step sees exactly the state the next upstream sync would, so the surge and
-    availability bounds hold at every write.
+    no-op. Each step sees exactly the state the next upstream sync would, so the surge (counted as
+    below) and availability bounds hold at every write.
+  * The maxSurge bound counts, for each ReplicaSet, the more of spec.replicas and status.replicas
+    (upstream sums spec.replicas): a ReplicaSet just scaled down keeps its pods until the ReplicaSet
+    controller has deleted them, so the new ReplicaSet grows only into room that exists. The passes
+    of one sync therefore do not grow it into room an old ReplicaSet's scale-down made; that waits
+    for the ReplicaSet controller, and a rollout takes more syncs than upstream's.
   * The revision annotation on the Deployment is written with an update of the object (Skiff's
     /status keeps metadata as stored), and the status with one update at the end rather than one
     per step, so a sync does not conflict with its own earlier writes.

@@ -128,20 +128,27 @@ def rollout_status(d: Obj) -> tuple[str, bool]:
     return f'deployment "{d["metadata"]["name"]}" successfully rolled out', True
 
 
-def roll_until_idle(admin: APIClient, *, max_total: int, min_available: int, steps: int = 30) -> int:
+def roll_until_idle(admin: APIClient, *, max_total: int, min_available: int, steps: int = 30,
+                    trace: list[list[int]] | None = None) -> int:
     """Alternate simulated ReplicaSet syncs and deployment syncs until a sync writes nothing.
 
-    After every deployment sync, the pods the ReplicaSets will have stay within `max_total` and the
-    available ones (the available pods a ReplicaSet keeps when it shrinks) at least `min_available`,
-    and a second sync straight after writes nothing. Returns the number of syncs that wrote something.
+    After every deployment sync, the pods that exist until the ReplicaSet controller next acts (per
+    ReplicaSet the more of spec.replicas and status.replicas: a ReplicaSet just scaled down still has
+    its pods) stay within `max_total`, the available ones (the available pods a ReplicaSet keeps when
+    it shrinks) at least `min_available`, and a second sync straight after writes nothing. The sizes
+    (oldest revision first) after each sync that wrote a ReplicaSet are appended to `trace`.
+    Returns the number of syncs that wrote something.
     """
     for step in range(steps):
         simulate_rs_controller(admin)
         client, _ = run()
         rss = replicasets(admin)
-        assert sum(rs["spec"]["replicas"] for rs in rss) <= max_total, sizes(admin)
+        assert sum(max(rs["spec"]["replicas"], rs.get("status", {}).get("replicas", 0))
+                   for rs in rss) <= max_total, sizes(admin)
         assert sum(min(rs["spec"]["replicas"], rs.get("status", {}).get("availableReplicas", 0))
                    for rs in rss) >= min_available, sizes(admin)
+        if trace is not None and any(a.resource == "replicasets" for a in client.actions):
+            trace.append([rs["spec"]["replicas"] for rs in rss])
         if not client.actions:
             return step
         again, _ = run()
@@ -308,24 +315,28 @@ def test_image_change_rolls_out_within_surge_and_unavailability(admin: APIClient
     revs = by_revision(admin)
     old, new = revs[1]["metadata"]["name"], revs[2]["metadata"]["name"]
     # Upstream's steps, run until none applies: surge one new pod, let one old one go (one may be
-    # unavailable), then surge again into the room that made.
+    # unavailable). The new ReplicaSet does not grow into the room that made yet: the surge bound
+    # counts the old pod until the ReplicaSet controller has deleted it (status.replicas still 4).
     assert actions(first) == [f"create replicasets default/{new}", "create events default/web",
                               "update deployments default/web", f"update replicasets default/{old}",
-                              "create events default/web", f"update replicasets default/{new}",
                               "create events default/web", "update-status deployments default/web"]
-    assert sizes(admin) == {old: 3, new: 2}
+    assert sizes(admin) == {old: 3, new: 1}
     assert get_deploy(admin)["metadata"]["annotations"][ro.REVISION] == "2"
     assert revs[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:2"
     assert revs[2]["metadata"]["annotations"] == {ro.REVISION: "2", ro.DESIRED_REPLICAS: "4", ro.MAX_REPLICAS: "5"}
     simulate_rs_controller(admin)
-    roll_until_idle(admin, max_total=5, min_available=3)
+    trace: list[list[int]] = []
+    roll_until_idle(admin, max_total=5, min_available=3, trace=trace)
     assert sizes(admin) == {old: 0, new: 4}
+    # Each sync after the ReplicaSet controller removed an old pod: one new pod fills the room (5 pods
+    # exist again), and one old one may go, as the new unavailable one leaves 3 of 4 available.
+    assert trace == [[2, 2], [1, 3], [0, 4]]
     assert scaling_events(admin) == [
         f"Scaled up replica set {old} from 0 to 4",
         f"Scaled up replica set {new} from 0 to 1", f"Scaled down replica set {old} from 4 to 3",
-        f"Scaled up replica set {new} from 1 to 2",
-        f"Scaled down replica set {old} from 3 to 1", f"Scaled up replica set {new} from 2 to 4",
-        f"Scaled down replica set {old} from 1 to 0"]
+        f"Scaled up replica set {new} from 1 to 2", f"Scaled down replica set {old} from 3 to 2",
+        f"Scaled up replica set {new} from 2 to 3", f"Scaled down replica set {old} from 2 to 1",
+        f"Scaled up replica set {new} from 3 to 4", f"Scaled down replica set {old} from 1 to 0"]
     d = get_deploy(admin)
     assert rollout_status(d) == ('deployment "web" successfully rolled out', True)
     assert condition(d, "Progressing")["message"] == f'ReplicaSet "{new}" has successfully progressed.'
@@ -336,23 +347,26 @@ def test_rollout_status_mid_rollout_reports_progressing(admin: APIClient) -> Non
     create(admin, deploy_body(replicas=4, strategy=rolling("25%", "25%")))
     settle(admin)
     set_image(admin, "nginx:2")
-    run()  # old 3, new 2
-    simulate_rs_controller(admin, unavailable={by_revision(admin)[2]["metadata"]["name"]: 1})
-    client, _ = run()  # one new pod is available: one more old one may go, and a new one come
-    d = get_deploy(admin)
+    run()  # old 3, new 1 (the old pod that goes is counted until it is gone)
     revs = by_revision(admin)
     old, new = revs[1]["metadata"]["name"], revs[2]["metadata"]["name"]
-    assert sizes(admin) == {old: 2, new: 3}
-    assert rollout_status(d) == ("2 out of 4 new replicas have been updated...", False)
+    assert sizes(admin) == {old: 3, new: 1}
+    simulate_rs_controller(admin, unavailable={new: 1})
+    run()  # the old pod is gone, so a second new one may come; no new one is available, so no more
+    #        old ones may go (3 of 4 must stay available)
+    d = get_deploy(admin)
+    assert sizes(admin) == {old: 3, new: 2}
+    assert rollout_status(d) == ("1 out of 4 new replicas have been updated...", False)
     progressing = condition(d, "Progressing")
     assert (progressing["status"], progressing["reason"], progressing["message"]) == (
         "True", "ReplicaSetUpdated", f'ReplicaSet "{new}" is progressing.')
     st = d["status"]
-    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) == (5, 2, 4, 4)
-    assert st["unavailableReplicas"] == 1  # 5 pods wanted by the ReplicaSets, 4 available
+    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) == (4, 1, 3, 3)
+    assert st["unavailableReplicas"] == 2  # 5 pods wanted by the ReplicaSets, 3 available
     simulate_rs_controller(admin)
-    run()
-    assert rollout_status(get_deploy(admin)) == ("3 out of 4 new replicas have been updated...", False)
+    run()  # both new pods are available: 2 old ones may go (5 available, 3 needed); 5 pods still exist
+    assert sizes(admin) == {old: 1, new: 2}
+    assert rollout_status(get_deploy(admin)) == ("2 out of 4 new replicas have been updated...", False)
     again, _ = run()
     assert again.action_strings() == []
 
@@ -364,11 +378,18 @@ def test_max_surge_zero_max_unavailable_one_replaces_one_at_a_time(admin: APICli
     first, _ = run()
     revs = by_revision(admin)
     old, new = revs[1]["metadata"]["name"], revs[2]["metadata"]["name"]
-    # No surge: the new ReplicaSet starts empty, one old replica goes, and one new one takes its place.
-    assert sizes(admin) == {old: 2, new: 1}
-    assert actions(first)[0] == f"create replicasets default/{new}"
+    # No surge: the new ReplicaSet starts empty and one old replica goes. A new one takes its place
+    # only once it is gone: the surge bound counts the old pod while it exists (status.replicas 3).
+    assert sizes(admin) == {old: 2, new: 0}
+    assert actions(first) == [f"create replicasets default/{new}", "update deployments default/web",
+                              f"update replicasets default/{old}", "create events default/web",
+                              "update-status deployments default/web"]
     simulate_rs_controller(admin)
-    roll_until_idle(admin, max_total=3, min_available=2)
+    trace: list[list[int]] = []
+    roll_until_idle(admin, max_total=3, min_available=2, trace=trace)
+    # One at a time: a new pod comes into the room an old one left; once it is available, the next
+    # old one goes.
+    assert trace == [[2, 1], [1, 1], [1, 2], [0, 2], [0, 3]]
     assert sizes(admin) == {old: 0, new: 3}
     assert rollout_status(get_deploy(admin))[1] is True
 
@@ -381,10 +402,14 @@ def test_percentages_round_surge_up_and_unavailable_down(admin: APIClient) -> No
     set_image(admin, "nginx:2")
     run()
     revs = by_revision(admin)
-    # Surge 2 new pods; keep 10 - floor(1.5) = 9 available, so one old pod may go, and one more new come.
-    assert sizes(admin) == {revs[1]["metadata"]["name"]: 9, revs[2]["metadata"]["name"]: 3}
+    # Surge 2 new pods; keep 10 - floor(1.5) = 9 available, so one old pod may go. No new one takes
+    # its place before it is gone: the surge bound counts the pods that exist (10 old + 2 new).
+    assert sizes(admin) == {revs[1]["metadata"]["name"]: 9, revs[2]["metadata"]["name"]: 2}
     simulate_rs_controller(admin)
-    roll_until_idle(admin, max_total=12, min_available=9)
+    trace: list[list[int]] = []
+    roll_until_idle(admin, max_total=12, min_available=9, trace=trace)
+    # Every step reaches both bounds: 12 pods exist (old status.replicas + new) and 9 are available.
+    assert trace == [[7, 3], [6, 5], [4, 6], [3, 8], [1, 9], [0, 10]]
     assert rollout_status(get_deploy(admin))[1] is True
 
 
@@ -398,11 +423,51 @@ def test_unhealthy_old_replicas_are_cleaned_up_first(admin: APIClient) -> None:
     run()
     new_name = by_revision(admin)[2]["metadata"]["name"]
     # 5 pods allowed, 3 must stay available, the new one is not yet: 5 - 3 - 1 = 1 may go. Only 2 are
-    # available, so no healthy one may, but an unhealthy one costs no availability.
-    assert scaling_events(admin)[-3:] == [f"Scaled up replica set {new_name} from 0 to 1",
-                                          f"Scaled down replica set {old_name} from 4 to 3",
-                                          f"Scaled up replica set {new_name} from 1 to 2"]
-    assert sizes(admin) == {old_name: 3, new_name: 2}
+    # available, so no healthy one may, but an unhealthy one costs no availability. (The new
+    # ReplicaSet does not grow into its room before it is gone: the surge bound counts existing pods.)
+    assert scaling_events(admin)[-2:] == [f"Scaled up replica set {new_name} from 0 to 1",
+                                          f"Scaled down replica set {old_name} from 4 to 3"]
+    assert sizes(admin) == {old_name: 3, new_name: 1}
+    # The ReplicaSet controller deletes an unhealthy pod first, so one of the 3 old ones is still bad;
+    # the new pod is up. Again 5 - 3 - 1 = 1 may go once a second new one comes, and 2 old + 1 new
+    # available is exactly 3, so again it is the unhealthy one.
+    simulate_rs_controller(admin, unavailable={old_name: 1})
+    run()
+    assert scaling_events(admin)[-2:] == [f"Scaled up replica set {new_name} from 1 to 2",
+                                          f"Scaled down replica set {old_name} from 3 to 2"]
+    assert sizes(admin) == {old_name: 2, new_name: 2}
+    simulate_rs_controller(admin)
+    roll_until_idle(admin, max_total=5, min_available=3)
+    assert sizes(admin) == {old_name: 0, new_name: 4}
+
+
+def test_surge_counts_old_pods_until_the_replicaset_controller_has_deleted_them(admin: APIClient) -> None:
+    create(admin, deploy_body(replicas=5, strategy=rolling(1, 1)))
+    settle(admin)
+    set_image(admin, "nginx:2")
+    run()
+    revs = by_revision(admin)
+    old, new = revs[1]["metadata"]["name"], revs[2]["metadata"]["name"]
+    assert sizes(admin) == {old: 4, new: 1}
+    assert revs[1]["status"]["replicas"] == 5  # the old ReplicaSet has not deleted its pod yet
+    # Only the new ReplicaSet's controller has acted: its pod exists (not yet available).
+    rs = revs[2]
+    code, out = admin.put(f"{RS}/{new}/status", {**rs, "status": {
+        "replicas": 1, "fullyLabeledReplicas": 1, "observedGeneration": rs["metadata"]["generation"]}})
+    assert code == 200, out
+    client, _ = run()
+    # The specs add up to 4 + 1 = 5 < 6, but 5 old pods + 1 new exist: 6 = replicas + maxSurge, so the
+    # new ReplicaSet stays at 1 (counting specs only, it would go to 2 and 7 pods would run).
+    assert actions(client) == ["update-status deployments default/web"]  # updatedReplicas 1
+    assert sizes(admin) == {old: 4, new: 1}
+    again, _ = run()
+    assert again.action_strings() == []
+    # Once the old ReplicaSet reports its pod gone, the room is there.
+    simulate_rs_controller(admin, unavailable={new: 1})
+    client, _ = run()
+    assert actions(client) == [f"update replicasets default/{new}", "create events default/web",
+                               "update-status deployments default/web"]
+    assert sizes(admin) == {old: 4, new: 2}
 
 
 # --- Recreate ---
@@ -519,11 +584,13 @@ def test_undo_reuses_the_old_replicaset_which_gets_the_next_revision(admin: APIC
     first, second = revs[1]["metadata"]["name"], revs[2]["metadata"]["name"]
     undo(admin, 1)
     client, _ = run()
+    # Revision 3 on the old ReplicaSet, then a rolling step back to it: one pod surges, one of the
+    # other goes; the surge bound counts that pod until it is gone, so the first grows no further yet.
     assert actions(client) == [f"update replicasets default/{first}", "update deployments default/web",
                                f"update replicasets default/{first}", "create events default/web",
                                f"update replicasets default/{second}", "create events default/web",
-                               f"update replicasets default/{first}", "create events default/web",
                                "update-status deployments default/web"]
+    assert sizes(admin) == {second: 3, first: 1}
     assert len(replicasets(admin)) == 2  # no new ReplicaSet
     revs = by_revision(admin)
     assert revs[3]["metadata"]["name"] == first
