@@ -336,6 +336,11 @@ class _Sync:
         max_scaled_down = all_pods - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
+        if any(ro.status_int(rs, "availableReplicas") > ro.spec_replicas(rs) for rs in olds):
+            # A ReplicaSet reports more available pods than it wants: it was just scaled down and its
+            # status is stale. Upstream fails this sync ("invalid request to scale down"); its
+            # controller's status update brings the next one.
+            return False
         # Unhealthy old replicas first: removing them costs no availability.
         cleaned = 0
         for rs in ro.sort_by_creation(olds):

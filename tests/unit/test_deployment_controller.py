@@ -813,3 +813,21 @@ def test_a_conflict_propagates(admin: APIClient, monkeypatch: pytest.MonkeyPatch
 def test_a_missing_deployment_is_nothing_to_do(admin: APIClient) -> None:
     client, after = run("nope")
     assert client.action_strings() == [] and after is None
+
+
+def test_stale_old_status_stops_the_scale_down_instead_of_scaling_up(admin: APIClient) -> None:
+    """An old ReplicaSet that reports more available pods than it wants (just scaled down, status not
+    yet updated) is left alone for this sync, as upstream's cleanupUnhealthyReplicas refuses it."""
+    create(admin, deploy_body(replicas=5, strategy=rolling(1, 1)))
+    settle(admin)
+    set_image(admin, "nginx:2")
+    run()  # old 5 -> 4 (status still 5 available), new 0 -> 1
+    old = by_revision(admin)[1]
+    assert old["spec"]["replicas"] == 4 and old["status"]["availableReplicas"] == 5
+    new = by_revision(admin)[2]
+    status = {"replicas": 1, "fullyLabeledReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+              "observedGeneration": new["metadata"]["generation"]}
+    admin.put(f"{RS}/{new['metadata']['name']}/status", {**new, "status": status})
+    client, _ = run()
+    assert not [a for a in actions(client) if a.startswith("update replicasets")], actions(client)
+    assert by_revision(admin)[1]["spec"]["replicas"] == 4
