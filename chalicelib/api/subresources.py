@@ -14,7 +14,9 @@ from chalicelib.api.http import Request, Response, ok
 from chalicelib.api.patch import apply_patch
 from chalicelib.api.paths import Target
 from chalicelib.api.selectors import format_label_selector
+from chalicelib.scheduler import reservations
 from chalicelib.store import objects as store
+from chalicelib.types import registry
 
 Obj = dict[str, Any]
 
@@ -41,6 +43,14 @@ def bind(req: Request, target: Target, ident: Identity) -> Response:
     if spec.get("nodeName"):
         raise errors.Conflict("pods", target.name or "", message=f"pod {target.name} is already assigned to "
                               f"node \"{spec['nodeName']}\"")
+    node_obj = store.get(registry.NODES.key, store.object_key(None, node))
+    if node_obj is None:
+        raise errors.NotFound("nodes", node)
+    try:
+        reserve = reservations.reserve(pod, node_obj)
+    except reservations.Insufficient as e:
+        raise errors.Conflict("pods", target.name or "", message=f"pod {target.name} does not fit on node "
+                              f"\"{node}\": Insufficient {e.args[0]}") from e
     spec["nodeName"] = node
     status = dict(pod.get("status") or {})
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
@@ -50,9 +60,12 @@ def bind(req: Request, target: Target, ident: Identity) -> Response:
     bound = {**pod, "spec": spec, "status": status}
     try:
         store.update(target.resource.key, verbs.key_of(target), bound, int(md.get("resourceVersion") or 0),
-                     prev=verbs.summary(target.resource, pod))
+                     prev=verbs.summary(target.resource, pod), extra=[reserve])
     except store.StoreConflict as e:
         raise errors.Conflict("pods", target.name or "") from e
+    except store.ExtraConditionFailed as e:
+        raise errors.Conflict("pods", target.name or "", message=f"pod {target.name} does not fit on node "
+                              f"\"{node}\": its capacity was taken by pods bound meanwhile") from e
     return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
 

@@ -8,6 +8,7 @@ resourceVersion it read, so a concurrent writer turns into 409 Conflict and noth
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import errors
@@ -17,6 +18,7 @@ from chalicelib.api.http import Request, Response, ok
 from chalicelib.api.patch import apply_patch
 from chalicelib.api.paths import Target
 from chalicelib.api.selectors import selectable_summary
+from chalicelib.scheduler import reservations
 from chalicelib.store import objects as store
 from chalicelib.types import registry
 from chalicelib.types.registry import ResourceInfo
@@ -37,6 +39,14 @@ def read(target: Target) -> Obj:
     if obj is None:
         raise errors.NotFound(target.resource.plural, target.name or "", target.resource.group)
     return obj
+
+
+def write_ops(res: ResourceInfo, old: Obj, new: Obj | None) -> Sequence[store.ExtraOp]:
+    """Extra conditional updates a write of this kind commits with it: a pod that finishes or goes
+    gives its node reservation back in the same transaction."""
+    if res.key == registry.PODS.key:
+        return reservations.pod_write_ops(old, new)
+    return ()
 
 
 def summary(res: ResourceInfo, old: Obj) -> Obj:
@@ -192,8 +202,10 @@ def replace_object(req: Request, target: Target, old: Obj, new: Obj, preconditio
         and not (res.key == "core/namespaces" and (obj.get("spec") or {}).get("finalizers"))
     try:
         if finalizing:
-            return store.delete(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old))
-        return store.update(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old))
+            return store.delete(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old),
+                                extra=write_ops(res, old, None))
+        return store.update(res.key, key_of(target), obj, int(old_rv), prev=summary(res, old),
+                            extra=write_ops(res, old, obj))
     except store.StoreConflict as e:
         if conflict_retry:
             raise _Retry() from e
@@ -246,7 +258,8 @@ def delete(req: Request, target: Target, ident: Identity) -> Response:
     rv = int(md.get("resourceVersion") or 0)
     try:
         if marked is None:
-            return ok(store.delete(res.key, key_of(target), old, rv, prev=summary(res, old)))
+            return ok(store.delete(res.key, key_of(target), old, rv, prev=summary(res, old),
+                                   extra=write_ops(res, old, None)))
         if admission.semantically_equal(marked, old):
             return ok(old, 202)
         return ok(store.update(res.key, key_of(target), marked, rv, prev=summary(res, old)), 202)

@@ -6,6 +6,7 @@
   type's revision counter at rev 0. A write advances the counter, appends its change and writes the
   object in one transaction, so revisions are dense and in commit order (invariant 3).
 - tokens: bearer tokens, stored as SHA-256 hashes.
+- allocations: per node, the capacity its bound pods reserve (committed with each binding).
 - locks: short leases that keep two controller invocations from syncing the same key at once.
 
 Table names come from SKIFF_TABLE_PREFIX, read when this module is imported (no AWS call).
@@ -14,7 +15,7 @@ Every client honours AWS_ENDPOINT_URL through botocore, so moto, LocalStack and 
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.models import Model
 
 from chalicelib import settings
@@ -84,7 +85,22 @@ class LockRecord(Model):
     expires = NumberAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (ObjectRecord, ChangeRecord, TokenRecord, LockRecord)
+class AllocationRecord(Model):
+    """What the pods bound to a node reserve of it (see chalicelib.scheduler.reservations)."""
+
+    class Meta:
+        table_name = f"{settings.table_prefix()}-allocations"
+        region = settings.region()
+        billing_mode = "PAY_PER_REQUEST"
+
+    node = UnicodeAttribute(hash_key=True)
+    cpu_m = NumberAttribute(null=True)
+    memory = NumberAttribute(null=True)
+    pods = NumberAttribute(null=True)
+    uids = UnicodeSetAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (ObjectRecord, ChangeRecord, TokenRecord, LockRecord, AllocationRecord)
 
 
 def ensure_tables() -> None:

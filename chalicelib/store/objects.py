@@ -114,16 +114,19 @@ def create(kind: str, key: str, obj: Obj) -> Obj:
     return _write(kind, key, obj, event="ADDED", expected_rv=None)
 
 
-def update(kind: str, key: str, obj: Obj, expected_rv: int, *, prev: Obj | None = None) -> Obj:
+def update(kind: str, key: str, obj: Obj, expected_rv: int, *, prev: Obj | None = None,
+           extra: Sequence[ExtraOp] = ()) -> Obj:
     """Replace the object if it is still at `expected_rv`; StoreConflict otherwise.
 
-    `prev` is kept in the change record (a small summary of the state replaced, for watchers)."""
-    return _write(kind, key, obj, event="MODIFIED", expected_rv=expected_rv, prev=prev)
+    `prev` is kept in the change record (a small summary of the state replaced, for watchers);
+    `extra` updates commit in the same transaction (ExtraConditionFailed if one's condition fails)."""
+    return _write(kind, key, obj, event="MODIFIED", expected_rv=expected_rv, prev=prev, extra=extra)
 
 
-def delete(kind: str, key: str, last: Obj, expected_rv: int, *, prev: Obj | None = None) -> Obj:
+def delete(kind: str, key: str, last: Obj, expected_rv: int, *, prev: Obj | None = None,
+           extra: Sequence[ExtraOp] = ()) -> Obj:
     """Remove the object if it is still at `expected_rv`; returns its final state (new revision)."""
-    return _write(kind, key, last, event="DELETED", expected_rv=expected_rv, prev=prev)
+    return _write(kind, key, last, event="DELETED", expected_rv=expected_rv, prev=prev, extra=extra)
 
 
 _known_head: dict[str, int] = {}

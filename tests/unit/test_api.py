@@ -177,6 +177,7 @@ def test_unbound_pod_is_deleted_at_once(admin: APIClient) -> None:
 
 def test_binding_sets_node_once(admin: APIClient) -> None:
     admin.post(PODS, pod("p1"))
+    admin.post("/api/v1/nodes", {"metadata": {"name": "n1"}})
     binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p1"},
                "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}
     assert admin.post(f"{PODS}/p1/binding", binding)[0] == 201
@@ -369,6 +370,7 @@ def test_node_restriction(admin: APIClient, node_client: APIClient) -> None:
     admin.post(PODS, pod("theirs"))
     bind = {"apiVersion": "v1", "kind": "Binding", "target": {"name": "node-a"}}
     admin.post(f"{PODS}/mine/binding", bind)
+    admin.post("/api/v1/nodes", {"metadata": {"name": "node-b"}})
     admin.post(f"{PODS}/theirs/binding", dict(bind, target={"name": "node-b"}))
     assert node.patch(f"{PODS}/mine/status", {"status": {"phase": "Running"}})[0] == 200
     assert node.patch(f"{PODS}/theirs/status", {"status": {"phase": "Running"}})[0] == 403
@@ -434,7 +436,15 @@ def test_server_side_apply_creates_then_updates(admin: APIClient) -> None:
 
 def test_legacy_bindings_collection(admin: APIClient) -> None:
     admin.post(PODS, pod("p1"))
+    admin.post("/api/v1/nodes", {"metadata": {"name": "n1"}})
     binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p1"}, "target": {"name": "n1"}}
     assert admin.post("/api/v1/namespaces/default/bindings", binding)[0] == 201
     assert admin.get(f"{PODS}/p1")[1]["spec"]["nodeName"] == "n1"
     assert admin.post("/api/v1/namespaces/default/bindings", {"target": {"name": "n1"}})[0] == 400
+
+
+def test_binding_to_a_missing_node_is_404(admin: APIClient) -> None:
+    admin.post(PODS, pod("p1"))
+    code, status = admin.post(f"{PODS}/p1/binding", {"apiVersion": "v1", "kind": "Binding", "target": {"name": "nope"}})
+    assert code == 404 and "nope" in status["message"]
+    assert "nodeName" not in admin.get(f"{PODS}/p1")[1]["spec"]

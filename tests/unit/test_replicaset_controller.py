@@ -29,6 +29,8 @@ def pods(admin: APIClient, *, active_only: bool = True) -> list[dict[str, Any]]:
 
 def mark_ready(admin: APIClient, name: str, *, since: datetime | None = None, node: str = "n1") -> None:
     pod = admin.get(f"{PODS}/{name}")[1]
+    if admin.get(f"/api/v1/nodes/{node}")[0] == 404:
+        admin.post("/api/v1/nodes", {"metadata": {"name": node}})
     if not pod["spec"].get("nodeName"):
         admin.post(f"{PODS}/{name}/binding", {"apiVersion": "v1", "kind": "Binding", "target": {"name": node}})
     stamp = (since or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -69,6 +71,7 @@ def test_scale_down_deletes_unscheduled_then_not_ready_then_newest(admin: APICli
     mark_ready(admin, names[0], since=datetime.now(UTC) - timedelta(hours=2))
     mark_ready(admin, names[1], since=datetime.now(UTC) - timedelta(hours=1))
     admin.post(f"{PODS}/{names[2]}/binding", {"apiVersion": "v1", "kind": "Binding", "target": {"name": "n1"}})
+    assert admin.get(f"{PODS}/{names[2]}")[1]["spec"]["nodeName"] == "n1"
     # names[3] stays unscheduled
     admin.patch(f"{RS}/web", {"spec": {"replicas": 1}})
     client = Client()
