@@ -20,6 +20,7 @@ from typing import Any
 from chalicelib import errors
 from chalicelib.controllers import deployment, gc, namespace, nodelifecycle, replicaset
 from chalicelib.controllers.client import Client
+from chalicelib.scheduler import handler as scheduler
 from chalicelib.store import locks
 
 Obj = dict[str, Any]
@@ -34,6 +35,17 @@ class Task:
     namespace: str
     name: str
     extra: str = ""
+
+
+SCHEDULE = Task(6, "schedule", "", "")
+"""One scheduling pass over all pending pods (one snapshot for the whole batch)."""
+
+
+def _frees_capacity(old: Obj | None, new: Obj | None) -> bool:
+    """A bound pod that finished or went: unschedulable pods may fit now."""
+    if old is None or not (old.get("spec") or {}).get("nodeName"):
+        return False
+    return new is None or (new.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def _image(record: Obj, which: str) -> Obj | None:
@@ -80,6 +92,8 @@ def tasks_for(record: Obj) -> set[Task]:
                 out.add(Task(2, "replicaset", ns, ref["name"]))
         if new is not None and _controller_ref(new) is None:
             out.add(Task(2, "adopt-pod", ns, name))
+        if new is not None and scheduler.is_pending(new) or _frees_capacity(old, new):
+            out.add(SCHEDULE)
     elif kind == "core/namespaces":
         if md.get("deletionTimestamp"):
             out.add(Task(5, "namespace", "", name))
@@ -122,6 +136,7 @@ def run(task: Task, client: Client, now: datetime | None = None) -> None:
         "owner-finalizer": lambda: gc.sync_owner(client, task.extra, task.namespace, task.name),
         "namespace": lambda: namespace.sync(client, task.name),
         "node": lambda: nodelifecycle.sync(client, task.name, now=now),
+        "schedule": lambda: scheduler.schedule_pending(client, now=now),
     }
     lease_key = f"{task.controller}/{task.namespace}/{task.name}/{task.extra}"
     with locks.lease(lease_key):
@@ -182,6 +197,7 @@ def resync(client: Client | None = None, now: datetime | None = None) -> None:
         tasks.add(Task(2, "replicaset", rs["metadata"]["namespace"], rs["metadata"]["name"]))
     for node in client.list_objects("nodes"):
         tasks.add(Task(4, "node", "", node["metadata"]["name"]))
+    tasks.add(SCHEDULE)
     try:
         run_all(tasks, client, now, retry_held=False)
     finally:

@@ -60,3 +60,22 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
         yield cluster
     finally:
         subprocess.run([sys.executable, "-m", "skiff.cli", "down"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def remote_store(live: LiveCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's store talks to the live cluster's moto server (as a second control-plane process)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", live.aws_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "skiff-local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "skiff-local")
+    monkeypatch.setenv("SKIFF_CONTROLLER_WORKERS", "4")
+    from chalicelib.store import objects
+    from chalicelib.store.models import ALL_MODELS
+
+    objects._known_head.clear()
+    for m in ALL_MODELS:  # PynamoDB caches its client; make it pick up the endpoint
+        m._connection = None
+    yield
+    objects._known_head.clear()
+    for m in ALL_MODELS:
+        m._connection = None

@@ -2,28 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
-
-import pytest
-
-from tests.integration.conftest import LiveCluster
-
-
-@pytest.fixture
-def remote_store(live: LiveCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", live.aws_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "skiff-local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "skiff-local")
-    from chalicelib.store.models import ALL_MODELS
-
-    for m in ALL_MODELS:  # PynamoDB caches its client; make it pick up the endpoint
-        m._connection = None
-    yield
-    for m in ALL_MODELS:
-        m._connection = None
-    os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def test_concurrent_writers_get_dense_unique_revisions(remote_store: None) -> None:
