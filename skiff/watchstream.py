@@ -23,6 +23,10 @@ DEFAULT_STREAM_SECONDS = 1800.0
 class StreamingRequestHandler(ChaliceRequestHandler):
     """Chalice's local handler, with GET ...?watch=true streamed."""
 
+    # The handler writes headers and body in separate sends; with Nagle's algorithm on, the second
+    # waits for the client's delayed ACK (~40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
+
     def _generic_handle(self) -> None:
         query = parse_qs(urlparse(self.path).query, keep_blank_values=True)
         if self.command == "GET" and (query.get("watch") or [""])[-1].lower() in ("true", "1"):
