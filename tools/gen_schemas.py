@@ -346,7 +346,9 @@ class Generator:
 
 def build() -> str:
     """The content of schemas.json, from the registry and the installed client."""
-    served = [(r.group, r.version, r.kind, r.schema_name) for r in registry.RESOURCES]
+    # Skiff's own groups (skiff.io) are not in the client: their schemas are hand-written in
+    # chalicelib/types/skiff_schemas.json, which chalicelib.types.schema merges in.
+    served = [(r.group, r.version, r.kind, r.schema_name) for r in registry.RESOURCES if r.group in PACKAGES]
     # Classification order matters: meta first, then core (including PodTemplate, which is only
     # here so that PodTemplateSpec is recognised as core), then the other groups.
     ordered: list[tuple[str, type[BaseModel]]] = [

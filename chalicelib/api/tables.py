@@ -180,6 +180,26 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "coordination.k8s.io/leases": [_NAME, ("Holder", "string", 0, lambda o: _spec(o).get("holderIdentity", "")),
                                    _AGE],
+    "skiff.io/nodepools": [
+        _NAME,
+        ("Nodes", "integer", 0, lambda o: _status(o).get("nodes", 0)),
+        ("CPU", "string", 0, lambda o: str(_status(o).get("cpu", "0"))),
+        ("Capacity", "string", 0, lambda o: _spec(o).get("capacityType", "")),
+        _AGE,
+        ("Instance Types", "string", 1, lambda o: ",".join(_spec(o).get("instanceTypes") or [])),
+        ("Zones", "string", 1, lambda o: ",".join(_spec(o).get("zones") or []) or "<all>"),
+    ],
+    "skiff.io/nodeclaims": [
+        _NAME,
+        ("Type", "string", 0, lambda o: _spec(o).get("instanceType", "")),
+        ("Capacity", "string", 0, lambda o: _spec(o).get("capacityType", "")),
+        ("Zone", "string", 0, lambda o: _spec(o).get("zone", "")),
+        ("Node", "string", 0, lambda o: _status(o).get("nodeName") or "<none>"),
+        ("Phase", "string", 0, lambda o: _status(o).get("phase", "")),
+        _AGE,
+        ("Instance ID", "string", 1, lambda o: _status(o).get("instanceID") or "<none>"),
+        ("NodePool", "string", 1, lambda o: _spec(o).get("nodePool", "")),
+    ],
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.errors import Cause
-from chalicelib.types import apps, coordination, core
+from chalicelib.types import apps, coordination, core, skiff
 
 Obj = dict[str, Any]
 Defaulter = Callable[[Obj], None]
@@ -94,6 +94,15 @@ RESOURCES: tuple[ResourceInfo, ...] = (
                  schema_name="io.k8s.api.apps.v1.ReplicaSet"),
     ResourceInfo("coordination.k8s.io", "v1", "Lease", "leases", "lease", True,
                  validate=coordination.validate_lease, schema_name="io.k8s.api.coordination.v1.Lease"),
+    # Skiff's own kinds: EC2 capacity for pods that fit nowhere (chalicelib/provisioner).
+    ResourceInfo("skiff.io", "v1", "NodePool", "nodepools", "nodepool", False,
+                 subresources=frozenset({"status"}), status_subresource=True,
+                 default=skiff.default_nodepool, validate=skiff.validate_nodepool,
+                 schema_name="io.skiff.v1.NodePool"),
+    ResourceInfo("skiff.io", "v1", "NodeClaim", "nodeclaims", "nodeclaim", False,
+                 subresources=frozenset({"status"}), status_subresource=True,
+                 validate=skiff.validate_nodeclaim, initial_status=skiff.initial_nodeclaim_status,
+                 schema_name="io.skiff.v1.NodeClaim"),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceInfo] = {(r.group, r.version, r.plural): r for r in RESOURCES}

@@ -31,6 +31,9 @@ from typing import Any
 Schema = dict[str, Any]
 
 _SCHEMAS_FILE = Path(__file__).with_name("schemas.json")
+# Skiff's own kinds (skiff.io) have no model in the Kubernetes client to generate from: their schemas
+# are written by hand in a file of their own and merged in here.
+_SKIFF_SCHEMAS_FILE = Path(__file__).with_name("skiff_schemas.json")
 _REF = "#/components/schemas/"
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -45,6 +48,7 @@ _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 def all_schemas() -> dict[str, Schema]:
     """Every schema by canonical definition name, loaded once per process. Do not mutate."""
     schemas: dict[str, Schema] = json.loads(_SCHEMAS_FILE.read_text(encoding="utf-8"))
+    schemas.update(json.loads(_SKIFF_SCHEMAS_FILE.read_text(encoding="utf-8")))
     return schemas
 
 
