@@ -10,6 +10,7 @@ stage's environment (SKIFF_OBJECTS_STREAM_ARN), set by the deployment.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from chalice import Chalice, Response
@@ -19,6 +20,9 @@ from chalicelib import settings
 from chalicelib.api.http import Request
 from chalicelib.api.server import handle
 from chalicelib.controllers import dispatch
+from chalicelib.controllers.client import Client
+from chalicelib.provisioner.reconcile import reconcile_settled
+from chalicelib.store import locks
 
 # Chalice would attach its own handler to the "skiff" logger and stop propagation, hiding the logs of
 # skiff.* modules from the root handler (Lambda's, and the tests').
@@ -75,6 +79,17 @@ for _depth in range(1, _MAX_DEPTH + 1):
                         name="controllers")
 def on_objects_change(event: DynamoDBEvent) -> None:
     dispatch.handle_records(event.to_dict()["Records"])
+
+
+@app.on_dynamodb_record(stream_arn=settings.objects_stream_arn(), batch_size=100,
+                        maximum_batching_window_in_seconds=round(settings.stream_batch_window_seconds()),
+                        name="provisioner")
+def on_capacity_change(event: DynamoDBEvent) -> None:
+    """The provisioner has its own function (the stream's second reader): it waits for a batch of
+    unschedulable pods to settle (up to ~12 s) without holding up the controllers."""
+    if dispatch.provisioner_wanted(event.to_dict()["Records"]):
+        with contextlib.suppress(locks.Held):  # another invocation is already provisioning
+            reconcile_settled(Client())
 
 
 @app.schedule("rate(1 minute)", name="resync")

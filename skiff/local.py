@@ -181,10 +181,15 @@ def _event_sources(layout: Layout, chalice_app: Any) -> list[Any]:
         batching_window_seconds=settings.stream_batch_window_seconds(), max_retry_attempts=5,
         failure_destination=layout.home / "failed-records.jsonl",
         checkpoint_path=layout.home / "checkpoints" / "controllers.json")
+    provisioner = StreamRunner(
+        "provisioner", ObjectRecord.Meta.table_name, chalice_app.on_capacity_change, batch_size=100,
+        batching_window_seconds=settings.stream_batch_window_seconds(), max_retry_attempts=5,
+        failure_destination=layout.home / "failed-records.jsonl",
+        checkpoint_path=layout.home / "checkpoints" / "provisioner.json")
     resync = Schedule("resync", chalice_app.resync, settings.resync_seconds())
-    controllers.start()
-    resync.start()
-    return [controllers, resync]
+    for runner in (controllers, provisioner, resync):
+        runner.start()
+    return [controllers, provisioner, resync]
 
 
 def read_state(layout: Layout) -> dict[str, object] | None:

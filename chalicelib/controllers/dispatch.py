@@ -20,6 +20,8 @@ from typing import Any
 from chalicelib import errors
 from chalicelib.controllers import deployment, gc, namespace, nodelifecycle, replicaset
 from chalicelib.controllers.client import Client
+from chalicelib.provisioner import pending
+from chalicelib.provisioner import reconcile as provisioner
 from chalicelib.scheduler import handler as scheduler
 from chalicelib.store import locks
 
@@ -137,6 +139,7 @@ def run(task: Task, client: Client, now: datetime | None = None) -> None:
         "namespace": lambda: namespace.sync(client, task.name),
         "node": lambda: nodelifecycle.sync(client, task.name, now=now),
         "schedule": lambda: scheduler.schedule_pending(client, now=now),
+        "provision": lambda: provisioner.reconcile(client, now=now),
     }
     lease_key = f"{task.controller}/{task.namespace}/{task.name}/{task.extra}"
     with locks.lease(lease_key):
@@ -175,6 +178,22 @@ def run_all(tasks: Iterable[Task], client: Client | None = None, now: datetime |
                            f"{task.namespace}/{task.name}: {first}") from first
 
 
+def provisioner_wanted(records: Iterable[Obj]) -> bool:
+    """Whether a batch concerns capacity: a pod the scheduler found no room for, capacity freed, or a
+    node, NodePool or NodeClaim changed (the provisioner's stream handler filters on this, as an
+    event source mapping's filter criteria would)."""
+    for record in records:
+        keys = (record.get("dynamodb") or {}).get("Keys") or {}
+        kind = (keys.get("kind") or {}).get("S", "")
+        if kind in ("core/nodes", "skiff.io/nodepools", "skiff.io/nodeclaims"):
+            return True
+        if kind == "core/pods":
+            new, old = _image(record, "NewImage"), _image(record, "OldImage")
+            if new is not None and pending.is_pending_unschedulable(new) or _frees_capacity(old, new):
+                return True
+    return False
+
+
 def handle_records(records: Iterable[Obj], client: Client | None = None) -> None:
     """The stream handler: a batch of DynamoDB stream records (Lambda's event["Records"])."""
     tasks: set[Task] = set()
@@ -198,6 +217,7 @@ def resync(client: Client | None = None, now: datetime | None = None) -> None:
     for node in client.list_objects("nodes"):
         tasks.add(Task(4, "node", "", node["metadata"]["name"]))
     tasks.add(SCHEDULE)
+    tasks.add(Task(7, "provision", "", ""))
     try:
         run_all(tasks, client, now, retry_held=False)
     finally:

@@ -28,6 +28,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
                                   "template": {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}}},
     "coordination.k8s.io/leases": {"metadata": {"name": "sample"},
                                    "spec": {"holderIdentity": "me", "leaseDurationSeconds": 40}},
+    "skiff.io/nodepools": {"metadata": {"name": "sample"},
+                           "spec": {"instanceTypes": ["m5.large"], "launchTemplate": {"name": "skiff-node"}}},
+    "skiff.io/nodeclaims": {"metadata": {"name": "sample"},
+                            "spec": {"nodePool": "sample", "instanceType": "m5.large", "zone": "us-east-1a",
+                                     "capacityType": "on-demand"}},
 }
 
 

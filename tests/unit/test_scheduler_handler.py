@@ -55,7 +55,8 @@ def test_unschedulable_message_condition_and_event(admin: APIClient) -> None:
     pod = admin.get(f"{PODS}/big")[1]
     cond = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     assert (cond["status"], cond["reason"], cond["message"]) == ("False", "Unschedulable", message)
-    events = [e for e in admin.get("/api/v1/namespaces/default/events")[1]["items"] if e["reason"] == "FailedScheduling"]
+    events = [e for e in admin.get("/api/v1/namespaces/default/events")[1]["items"]
+              if e["reason"] == "FailedScheduling"]
     assert len(events) == 1 and events[0]["type"] == "Warning" and events[0]["message"] == message
     again = Client()
     handler.schedule_pending(again)
