@@ -117,6 +117,7 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
 
         ensure_tables()
         ensure_builtin_objects()
+        ensure_launch_template()
         token = issue_token("admin", description="skiff up")
         cert, key = tls.ensure_certificate(layout.home)
         url = f"https://{host}:{port}"
@@ -132,6 +133,10 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
                                             "kubeconfig": str(layout.kubeconfig)}))
 
         runners = _event_sources(layout, chalice_app)
+        from skiff.fleet import start_fleet
+
+        # Each running EC2 instance of the cluster in moto becomes a hollow node (a simulated agent).
+        runners.append(start_fleet(layout.home, url, cert))
 
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
@@ -153,6 +158,22 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
                 moto.kill()
         if layout.state.exists():
             layout.state.unlink()
+
+
+LAUNCH_TEMPLATE = "skiff-node"
+
+
+def ensure_launch_template() -> None:
+    """The worker launch template NodePools name by default (on AWS the Pulumi program makes it)."""
+    import boto3
+
+    ec2 = boto3.client("ec2")
+    existing = ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [LAUNCH_TEMPLATE]}])["LaunchTemplates"]
+    if not existing:
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ec2.create_launch_template(LaunchTemplateName=LAUNCH_TEMPLATE, LaunchTemplateData={
+            "ImageId": image, "MetadataOptions": {"HttpTokens": "required"}})
 
 
 def _local_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
