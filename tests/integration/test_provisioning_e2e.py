@@ -58,7 +58,9 @@ def test_pending_pods_get_nodes_then_idle_nodes_go(live: LiveCluster) -> None:
     wait_for(lambda: len(pods()) == 4 and all(p["status"].get("phase") == "Running" for p in pods()), 120,
              "4 pods running on provisioned nodes")
     nodes = {p["spec"]["nodeName"] for p in pods()}
-    assert len(nodes) == 2  # c5.large fits two 700m pods: the cheapest set is two instances
+    # A c5.large fits two 700m pods: two instances when the four pods arrive in one batch; the
+    # Deployment creates them over a second or two, so a batch may close early and add one more.
+    assert 2 <= len(nodes) <= 3, nodes
     for name in nodes:
         node = json.loads(live.kubectl("get", "node", name, "-o", "json").stdout)
         assert node["metadata"]["labels"]["pool"] == "e2e"
@@ -72,7 +74,8 @@ def test_pending_pods_get_nodes_then_idle_nodes_go(live: LiveCluster) -> None:
                                               {"Name": "instance-state-name", "Values": ["running", "pending"]}])
         return sum(len(r["Instances"]) for r in res["Reservations"])
 
-    assert running() == 2
+    claims = json.loads(live.kubectl("get", "nodeclaims", "-o", "json").stdout)["items"]
+    assert running() == len([c for c in claims if c["spec"]["nodePool"] == "e2e"]) >= len(nodes)
     live.kubectl("scale", "-n", "provisioning", "deployment/work", "--replicas=0")
     wait_for(lambda: running() == 0, 120, "idle instances terminated")
     wait_for(lambda: not json.loads(live.kubectl("get", "nodes", "-l", "pool=e2e", "-o", "json").stdout)["items"],
