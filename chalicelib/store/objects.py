@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -183,7 +184,10 @@ def _transact(kind: str, key: str, body: str, *, event: str, current: int, new_r
     counter_condition = (ChangeRecord.head == current) if current > GENESIS_REV else \
         ChangeRecord.head.does_not_exist()
     change = ChangeRecord(kind, new_rev, event=event, key=key, body=body, prev=prev, expires=_expiry())
-    with TransactWrite(connection=ObjectRecord._get_connection().connection) as t:
+    # A token per attempt: if the response is lost and botocore re-sends the same request, DynamoDB
+    # treats it as the same transaction instead of failing our own condition (a false 409).
+    with TransactWrite(connection=ObjectRecord._get_connection().connection,
+                       client_request_token=uuid.uuid4().hex) as t:
         t.update(counter, actions=[ChangeRecord.head.set(new_rev)], condition=counter_condition)
         t.save(change, condition=ChangeRecord.rev.does_not_exist())
         if event == "DELETED":
