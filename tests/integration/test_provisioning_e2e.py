@@ -19,6 +19,7 @@ spec:
   instanceTypes: [c5.large]
   launchTemplate: {name: skiff-node}
   labels: {pool: e2e}
+  taints: [{key: pool, value: e2e, effect: NoSchedule}]   # only this test's pods go there
   limits: {maxNodes: 4}
   disruption: {emptyAfterSeconds: 5}
 """
@@ -34,6 +35,7 @@ spec:
     metadata: {labels: {app: work}}
     spec:
       nodeSelector: {pool: e2e}
+      tolerations: [{key: pool, operator: Equal, value: e2e, effect: NoSchedule}]
       containers: [{name: main, image: busybox, resources: {requests: {cpu: 700m, memory: 256Mi}}}]
 """
 
