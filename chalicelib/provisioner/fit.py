@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.scheduler.tolerations import tolerates_taint
 from chalicelib.types.quantity import QuantityError, millicores, to_bytes
 
 Obj = dict[str, Any]
@@ -144,23 +145,10 @@ def selects(pod: Obj, labels: Mapping[str, str]) -> bool:
     return any(_term(t, labels) for t in required.get("nodeSelectorTerms") or ())
 
 
-def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    effect = toleration.get("effect") or ""
-    if effect and effect != (taint.get("effect") or ""):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != (taint.get("key") or ""):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def tolerates(pod: Obj, taints: Sequence[Mapping[str, Any]]) -> bool:
     """The pod tolerates every NoSchedule and NoExecute taint (PreferNoSchedule does not block)."""
     tolerations = (pod.get("spec") or {}).get("tolerations") or ()
-    return all(any(_tolerates(t, taint) for t in tolerations)
+    return all(tolerates_taint(tolerations, taint)
                for taint in taints if taint.get("effect") in HARD_EFFECTS)
 
 
