@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.scheduler import resources
 from chalicelib.scheduler.tolerations import tolerates_taint
-from chalicelib.types.quantity import QuantityError, millicores, to_bytes
 
 Obj = dict[str, Any]
 HARD_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
@@ -40,49 +40,10 @@ class PodNeeds:
         return f"{self.namespace}/{self.name}"
 
 
-def _quantity(name: str, value: Any) -> int:
-    try:
-        return millicores(value) if name == "cpu" else to_bytes(value)
-    except (QuantityError, TypeError, ValueError):
-        return 0
-
-
-def _requests(container: Mapping[str, Any]) -> dict[str, int]:
-    requests = (container.get("resources") or {}).get("requests") or {}
-    return {name: _quantity(name, requests[name]) for name in ("cpu", "memory") if name in requests}
-
-
-def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
-    for name, value in other.items():
-        into[name] = into.get(name, 0) + value
-
-
 def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
-    """cpu (millicores) and memory (bytes): app containers and sidecars add up, an ordinary init
-    container runs beside the sidecars started before it, pod-level requests override, overhead adds."""
-    total: dict[str, int] = {}
-    for container in spec.get("containers") or ():
-        _add(total, _requests(container))
-    sidecars: dict[str, int] = {}
-    peak: dict[str, int] = {}
-    for container in spec.get("initContainers") or ():
-        own = _requests(container)
-        if container.get("restartPolicy") == "Always":
-            _add(total, own)
-            _add(sidecars, own)
-            running = dict(sidecars)
-        else:
-            running = dict(own)
-            _add(running, sidecars)
-        for name, value in running.items():
-            peak[name] = max(peak.get(name, 0), value)
-    for name, value in peak.items():
-        total[name] = max(total.get(name, 0), value)
-    pod_level = (spec.get("resources") or {}).get("requests") or {}
-    total.update({name: _quantity(name, pod_level[name]) for name in ("cpu", "memory") if name in pod_level})
-    _add(total, {name: _quantity(name, v) for name, v in (spec.get("overhead") or {}).items()
-                 if name in ("cpu", "memory")})
-    return total
+    """cpu (millicores) and memory (bytes) as the scheduler counts them (scheduler.resources)."""
+    requests = resources.pod_requests(spec)
+    return {name: requests[name] for name in ("cpu", "memory") if name in requests}
 
 
 def needs(pod: Obj) -> PodNeeds:
