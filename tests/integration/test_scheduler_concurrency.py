@@ -25,8 +25,10 @@ def test_parallel_passes_never_overcommit(remote_store: None) -> None:
     client.create("namespaces", None, {"metadata": {"name": ns}})
     for i in range(5):
         name = f"race-{i}"
+        # Tainted: pending pods of other tests in the shared cluster must not take this capacity.
         client.create("nodes", None, {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                                                             "race": "yes"}}})
+                                                                             "race": "yes"}},
+                                      "spec": {"taints": [{"key": "race", "value": "yes", "effect": "NoSchedule"}]}})
         node = client.get("nodes", None, name)
         assert node is not None
         res = {"cpu": "2", "memory": "8Gi", "pods": "110"}
@@ -50,7 +52,9 @@ def test_parallel_passes_never_overcommit(remote_store: None) -> None:
     beats.start()
     for i in range(30):  # 30 x 500m = 15 cpu for 10 cpu of nodes: 20 fit
         client.create("pods", ns, {"metadata": {"name": f"p{i:02d}", "labels": {"race": "yes"}}, "spec": {
-            "nodeSelector": {"race": "yes"}, "containers": [{"name": "c", "image": "busybox",
+            "nodeSelector": {"race": "yes"},
+            "tolerations": [{"key": "race", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}],
+            "containers": [{"name": "c", "image": "busybox",
                                                "resources": {"requests": {"cpu": "500m"}}}]}})
     failures: list[BaseException] = []
 
