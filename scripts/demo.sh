@@ -33,7 +33,7 @@ wait_pods() {  # wait until the controllers made $1 pods for app=web
   return 1
 }
 
-step "the controllers make a ReplicaSet and its pods (Pending: no scheduler or node agent yet)"
+step "the controllers make a ReplicaSet and its pods (Pending: the cluster has no node yet; see examples/nodepool.yaml)"
 wait_pods 3
 kubectl get deployments,replicasets,pods,configmaps
 
