@@ -69,7 +69,7 @@ def test_instance_becomes_a_node_that_runs_pods_until_terminated(fleet: Fleet, e
     def registered() -> dict[str, Any] | None:
         for node in client.list_objects("nodes"):
             ready = [c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
-            if node["spec"].get("providerID") == provider_id and ready and ready[0]["status"] == "True":
+            if (node.get("spec") or {}).get("providerID") == provider_id and ready and ready[0]["status"] == "True":
                 return node
         return None
 
