@@ -167,20 +167,22 @@ def _as_table_event(res: ResourceInfo, event: Obj) -> Obj:
     return {"type": event["type"], "object": tables.render(res, [obj], {"resourceVersion": rv})}
 
 
+def _contiguous(batch: list[store.Change], cursor: int) -> bool:
+    """Revisions are dense: the batch must be cursor+1, cursor+2, ... with no hole."""
+    return all(change.rev == cursor + 1 + i for i, change in enumerate(batch))
+
+
 def _read_log(kind: str, cursor: int) -> tuple[list[store.Change], bool]:
     """The next changes after `cursor`, and whether history after it has expired (a gap)."""
     batch = store.changes_since(kind, cursor, limit=500)
-    expected = cursor + 1
-    for change in batch:
-        if change.rev != expected:
-            return [], True
-        expected += 1
     if not batch and store.head(kind) > cursor:
         # The counter moved past us but the log holds nothing after the cursor: it expired,
         # unless a write committed between our two reads; read once more to tell them apart.
         batch = store.changes_since(kind, cursor, limit=500)
-        if not batch or batch[0].rev != cursor + 1:
+        if not batch:
             return [], True
+    if not _contiguous(batch, cursor):
+        return [], True
     return batch, False
 
 
