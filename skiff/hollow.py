@@ -19,178 +19,41 @@ runtime. Like a kubelet, a hollow node never re-creates its Node once it is dele
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
-import secrets
 import threading
 import time
-import uuid
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from typing import Any
+from urllib.parse import quote
+
+from skiff_agent.api import MERGE_PATCH, ApiError, HTTPTransport, Transport, decode_response
+from skiff_agent.node import (
+    DEFAULT_MAX_PODS,
+    HEALTHY,
+    KUBELET_VERSION,
+    Condition,
+    NodeConfig,
+    NodeReporter,
+    RuntimeInfo,
+    stamp,
+)
 
 log = logging.getLogger("skiff.hollow")
 
 Obj = dict[str, Any]
-KUBELET_VERSION = "v1.32.0-skiff-hollow"
-LEASE_NAMESPACE = "kube-node-lease"
-MERGE_PATCH = "application/merge-patch+json"
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-DEFAULT_MAX_PODS = 110
-# A small system reserve for a node given only its capacity: what kubelet and the OS keep
-# (--kube-reserved/--system-reserved and the eviction threshold of a typical node image).
-DEFAULT_RESERVED_CPU_MILLI = 100
-DEFAULT_RESERVED_MEMORY = 256 * MIB + 100 * MIB
-FINISHED = ("Succeeded", "Failed")
-NODE_CONDITIONS = (
-    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+HOLLOW_CONDITIONS: tuple[Condition, ...] = (
+    *HEALTHY[:-1],
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status (hollow node: no containers run)"),
 )
+HOLLOW_RUNTIME = RuntimeInfo(container_runtime="hollow://0.1.0", os_image="Skiff hollow node", kernel="hollow",
+                             annotations={"skiff.io/hollow": "true"},
+                             ready_message="kubelet is posting ready status (hollow node: no containers run)")
+FINISHED = ("Succeeded", "Failed")
 POD_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
-
-
-def _stamp(t: datetime | None = None) -> str:
-    return (t or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_stamp(t: datetime | None = None) -> str:
-    return (t or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _milli(cpu_milli: int) -> str:
-    return str(cpu_milli // 1000) if cpu_milli % 1000 == 0 else f"{cpu_milli}m"
-
-
-def _bytes(memory: int) -> str:
-    return f"{memory // 1024}Ki" if memory % 1024 == 0 else str(memory)
-
-
-# --- the API, as the node sees it ---
-
-
-class ApiError(Exception):
-    """A non-2xx answer from the API: the HTTP status and the Status message."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-class Transport(Protocol):
-    """One API call: the decoded JSON answer, or ApiError."""
-
-    def request(self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: Any = None,
-                content_type: str = "application/json") -> Any: ...
-
-
-class HTTPTransport:
-    """The API over HTTPS with a bearer token, trusting only the cluster's CA (the local API's
-    self-signed certificate)."""
-
-    def __init__(self, api_url: str, token: str, ca_file: Path | str, *, timeout: float = 15.0) -> None:
-        import urllib3
-
-        self.base = api_url.rstrip("/")
-        self._token = token
-        self._timeout = urllib3.Timeout(connect=5.0, read=timeout)
-        self._http = urllib3.PoolManager(num_pools=1, maxsize=2, cert_reqs="CERT_REQUIRED", ca_certs=str(ca_file),
-                                         retries=False)
-
-    def request(self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: Any = None,
-                content_type: str = "application/json") -> Any:
-        url = self.base + path + (f"?{urlencode(dict(query))}" if query else "")
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
-                   "User-Agent": f"skiff-hollow/{KUBELET_VERSION}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = content_type
-        resp = self._http.request(method, url, body=data, headers=headers, timeout=self._timeout)
-        return decode_response(resp.status, resp.data)
-
-    def close(self) -> None:
-        self._http.clear()
-
-
-def decode_response(status: int, data: bytes | str) -> Any:
-    """The JSON body of a 2xx answer; ApiError with the Status's reason and message otherwise."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = None
-    if 200 <= status < 300:
-        return body
-    if isinstance(body, dict):
-        raise ApiError(status, str(body.get("reason") or ""), str(body.get("message") or text[:200]))
-    raise ApiError(status, "", text[:200])
-
-
-# --- what the node is ---
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """What a hollow node reports about itself (an instance's facts, as a kubelet would find them)."""
-
-    name: str
-    provider_id: str = ""
-    zone: str = ""
-    region: str = ""
-    instance_type: str = ""
-    cpu_milli: int = 2000
-    memory_bytes: int = 8 * GIB
-    max_pods: int = DEFAULT_MAX_PODS
-    allocatable_cpu_milli: int | None = None  # None: capacity minus DEFAULT_RESERVED_CPU_MILLI
-    allocatable_memory_bytes: int | None = None  # None: capacity minus DEFAULT_RESERVED_MEMORY
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: Sequence[Mapping[str, Any]] = ()
-    internal_ip: str = ""
-    internal_dns: str = ""
-    pod_cidr: str = ""  # "": a /24 of 10.244.0.0/16 chosen from the name (may collide; the Fleet allocates)
-    arch: str = "amd64"
-    machine_id: str = ""
-
-    def capacity(self) -> dict[str, str]:
-        return {"cpu": _milli(self.cpu_milli), "memory": _bytes(self.memory_bytes), "pods": str(self.max_pods),
-                "ephemeral-storage": _bytes(20 * GIB)}
-
-    def allocatable(self) -> dict[str, str]:
-        cpu = self.allocatable_cpu_milli
-        if cpu is None:
-            cpu = max(0, self.cpu_milli - DEFAULT_RESERVED_CPU_MILLI)
-        memory = self.allocatable_memory_bytes
-        if memory is None:
-            memory = max(0, self.memory_bytes - DEFAULT_RESERVED_MEMORY)
-        return {"cpu": _milli(cpu), "memory": _bytes(memory), "pods": str(self.max_pods),
-                "ephemeral-storage": _bytes(18 * GIB)}
-
-    def node_labels(self) -> dict[str, str]:
-        """The labels a kubelet sets on its Node, then the ones it was started with."""
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": self.arch}
-        if self.zone:
-            labels["topology.kubernetes.io/zone"] = self.zone
-        if self.region:
-            labels["topology.kubernetes.io/region"] = self.region
-        if self.instance_type:
-            labels["node.kubernetes.io/instance-type"] = self.instance_type
-        labels.update(self.labels)
-        return labels
-
-    def network(self) -> ipaddress.IPv4Network:
-        if self.pod_cidr:
-            return ipaddress.IPv4Network(self.pod_cidr, strict=False)
-        index = zlib.crc32(self.name.encode()) % 256
-        return ipaddress.IPv4Network(f"10.244.{index}.0/24")
+__all__ = ["DEFAULT_MAX_PODS", "KUBELET_VERSION", "ApiError", "HTTPTransport", "HollowNode", "NodeConfig",
+           "Transport", "decode_response"]
 
 
 @dataclass
@@ -228,16 +91,12 @@ class HollowNode:
         self.status_report_seconds = status_report_seconds
         self.record_events = record_events
         self.stats = HollowStats()
-        self.registered = False
-        self.orphaned = False  # the Node was deleted under us: no more heartbeats
+        self.reporter = NodeReporter(config, transport, runtime=HOLLOW_RUNTIME, conditions=lambda: HOLLOW_CONDITIONS,
+                                     lease_duration_seconds=lease_duration_seconds,
+                                     status_report_seconds=status_report_seconds, record_events=record_events)
         self._on_stop = on_stop
-        self._uid = ""
-        self._pod_cidr = ""
-        self._lease: Obj | None = None
-        self._last_report = float("-inf")
         self._reported: set[str] = set()  # pod uids reported Running and Ready
         self._ips: dict[str, str] = {}  # pod uid -> pod IP
-        self._boot_id = str(uuid.uuid4())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._duties = [_Duty("lease", lease_seconds, self.renew_lease),
@@ -334,148 +193,39 @@ class HollowNode:
         else:
             log.error("hollow node %s: %s failed (%d in a row)", self.name, what, failures, exc_info=error)
 
-    # --- registration and heartbeats (each a public step, so tests can drive them one by one) ---
+    # --- registration and heartbeats (the shared NodeReporter; each a public step for tests) ---
+
+    @property
+    def registered(self) -> bool:
+        return self.reporter.registered
+
+    @property
+    def orphaned(self) -> bool:
+        return self.reporter.orphaned
 
     def node_object(self) -> Obj:
-        """The Node this agent registers."""
-        spec: Obj = {}
-        if self.config.provider_id:
-            spec["providerID"] = self.config.provider_id
-        spec["podCIDR"] = str(self.config.network())
-        if self.config.taints:
-            spec["taints"] = [dict(t) for t in self.config.taints]
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": self.config.node_labels(),
-                             "annotations": {"skiff.io/hollow": "true"}},
-                "spec": spec}
+        return self.reporter.node_object()
 
     def register(self) -> None:
         """Create the Node, or take over the one this machine registered before (same providerID)."""
-        path = f"/api/v1/nodes/{quote(self.name)}"
-        try:
-            node = self.api.request("POST", "/api/v1/nodes", body=self.node_object())
-            log.info("hollow node %s registered", self.name)
-        except ApiError as e:
-            if e.status != 409:
-                raise
-            node = self.api.request("GET", path)
-            theirs = str((node.get("spec") or {}).get("providerID") or "")
-            if theirs and self.config.provider_id and theirs != self.config.provider_id:
-                raise RuntimeError(f"a Node named {self.name} already exists for {theirs}, not for "
-                                   f"{self.config.provider_id}; this machine cannot register") from e
-            labels = (node.get("metadata") or {}).get("labels") or {}
-            missing = {k: v for k, v in self.config.node_labels().items() if labels.get(k) != v}
-            if missing:
-                node = self.api.request("PATCH", path, body={"metadata": {"labels": missing}},
-                                        content_type=MERGE_PATCH)
-            log.info("hollow node %s: the Node existed already; taking it over", self.name)
-        md = node.get("metadata") or {}
-        self._uid = str(md.get("uid") or "")
-        self._pod_cidr = str((node.get("spec") or {}).get("podCIDR") or self.config.network())
-        self.registered = True
-        self.orphaned = False
-        self._report_status(node)
+        self.reporter.register()
+        self._sync_stats()
         self._event({"kind": "Node", "name": self.name, "uid": self.name}, "default", "Starting",
                     "Starting hollow kubelet (a simulated node: no containers run).")
         for duty in self._duties:
             duty.due = 0.0
 
     def sync_status(self) -> None:
-        """Read the Node; write its status when something changed or the last report is getting old."""
-        try:
-            node = self.api.request("GET", f"/api/v1/nodes/{quote(self.name)}")
-        except ApiError as e:
-            if e.status == 404:
-                self._orphan()
-                return
-            raise
-        if (node.get("metadata") or {}).get("uid") != self._uid:
-            self._orphan()  # deleted and created again by someone else
-            return
-        status = node.get("status") or {}
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-        stale = time.monotonic() - self._last_report >= self.status_report_seconds
-        changed = status.get("allocatable") != self.config.allocatable() or \
-            status.get("capacity") != self.config.capacity()
-        if stale or changed or not ready or ready.get("status") != "True":
-            self._report_status(node)
-
-    def _report_status(self, node: Obj) -> None:
-        now = _stamp()
-        old = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
-        conditions = []
-        for kind, status, reason, message in NODE_CONDITIONS:
-            before = old.get(kind) or {}
-            since = before.get("lastTransitionTime") if before.get("status") == status else None
-            conditions.append({"type": kind, "status": status, "reason": reason, "message": message,
-                               "lastHeartbeatTime": now, "lastTransitionTime": since or now})
-        addresses = []
-        if self.config.internal_ip:
-            addresses.append({"type": "InternalIP", "address": self.config.internal_ip})
-        if self.config.internal_dns:
-            addresses.append({"type": "InternalDNS", "address": self.config.internal_dns})
-        addresses.append({"type": "Hostname", "address": self.name})
-        status_body = {
-            "capacity": self.config.capacity(), "allocatable": self.config.allocatable(), "conditions": conditions,
-            "addresses": addresses, "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
-                         "containerRuntimeVersion": "hollow://0.1.0", "operatingSystem": "linux",
-                         "architecture": self.config.arch, "osImage": "Skiff hollow node",
-                         "kernelVersion": "hollow", "machineID": self.config.machine_id or self.name,
-                         "systemUUID": self.config.machine_id or self.name, "bootID": self._boot_id}}
-        try:
-            self.api.request("PATCH", f"/api/v1/nodes/{quote(self.name)}/status", body={"status": status_body},
-                             content_type=MERGE_PATCH)
-        except ApiError as e:
-            if e.status == 404:
-                self._orphan()
-                return
-            raise
-        self._last_report = time.monotonic()
-        self.stats.status_reports += 1
-
-    def _orphan(self) -> None:
-        if not self.orphaned:
-            log.error("hollow node %s: its Node was deleted while it ran; it stops heartbeating and does not "
-                      "register again (as a kubelet would not until it restarts)", self.name)
-        self.orphaned = True
-        self._lease = None
+        self.reporter.sync_status()
+        self._sync_stats()
 
     def renew_lease(self) -> None:
-        """Create or renew kube-node-lease/<name> (the heartbeat the node lifecycle controller reads)."""
-        if self.orphaned:
-            return
-        base = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
-        path = f"{base}/{quote(self.name)}"
-        for attempt in range(2):
-            if self._lease is None:
-                try:
-                    self._lease = self.api.request("GET", path)
-                except ApiError as e:
-                    if e.status != 404:
-                        raise
-                    self._lease = self.api.request("POST", base, body=self._new_lease())
-                    self.stats.lease_renewals += 1
-                    return
-            lease = dict(self._lease or {})
-            lease["spec"] = {**(lease.get("spec") or {}), "holderIdentity": self.name,
-                             "leaseDurationSeconds": self.lease_duration_seconds, "renewTime": _micro_stamp()}
-            try:
-                self._lease = self.api.request("PUT", path, body=lease)
-                self.stats.lease_renewals += 1
-                return
-            except ApiError as e:
-                self._lease = None
-                if e.status not in (404, 409) or attempt:
-                    raise
+        self.reporter.renew_lease()
+        self._sync_stats()
 
-    def _new_lease(self) -> Obj:
-        md: Obj = {"name": self.name, "namespace": LEASE_NAMESPACE}
-        if self._uid:
-            md["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self._uid}]
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": md,
-                "spec": {"holderIdentity": self.name, "leaseDurationSeconds": self.lease_duration_seconds,
-                         "renewTime": _micro_stamp()}}
+    def _sync_stats(self) -> None:
+        self.stats.lease_renewals = self.reporter.lease_renewals
+        self.stats.status_reports = self.reporter.status_reports
 
     # --- pods ---
 
@@ -520,7 +270,7 @@ class HollowNode:
         if uid in self._ips:
             return self._ips[uid]
         taken = set(self._ips.values())
-        network = ipaddress.IPv4Network(self._pod_cidr or str(self.config.network()), strict=False)
+        network = ipaddress.IPv4Network(self.reporter.pod_cidr or str(self.config.network()), strict=False)
         for host in network.hosts():
             if host == network.network_address + 1:
                 continue  # the bridge's own address
@@ -531,7 +281,7 @@ class HollowNode:
 
     def _report_running(self, pod: Obj) -> None:
         md, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-        now = _stamp()
+        now = stamp()
         started = status.get("startTime") or now
         ip = self._pod_ip(pod)
         host_ip = self.config.internal_ip or "127.0.0.1"
@@ -575,18 +325,7 @@ class HollowNode:
 
     def _event(self, involved: Obj, namespace: str, reason: str, message: str) -> None:
         """An Event from this kubelet; losing one is logged, never fatal."""
-        if not self.record_events:
-            return
-        now = _stamp()
-        event = {"apiVersion": "v1", "kind": "Event",
-                 "metadata": {"name": f"{involved['name']}.{secrets.token_hex(8)}", "namespace": namespace},
-                 "involvedObject": involved, "reason": reason, "message": message, "type": "Normal",
-                 "source": {"component": "kubelet", "host": self.name}, "firstTimestamp": now,
-                 "lastTimestamp": now, "count": 1, "reportingComponent": "kubelet", "reportingInstance": self.name}
-        try:
-            self.api.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
-        except (ApiError, OSError) as e:
-            log.warning("hollow node %s: could not record event %s: %s", self.name, reason, e)
+        self.reporter.event(involved, namespace, reason, message)
 
     def describe(self) -> Obj:
         """A summary for status files and logs."""
