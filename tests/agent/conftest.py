@@ -1,0 +1,134 @@
+"""Fixtures for the node agent's tests against the real Docker engine and a real local registry.
+
+Docker is required: without a reachable dockerd these tests fail with what to install, they are never
+skipped. The registry is Debian's docker-registry on a free loopback port for this session, with the
+password moto's ECR grants the default account, as `skiff up` runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import skiff_agent  # noqa: F401
+except ImportError:  # not installed into the venv yet: use the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "node-agent"))
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+ECR_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+DOCKER_REQUIRED = "Docker is required for the agent tests: apt-get install docker.io and start dockerd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as e:  # ImportError, DockerException, connection errors: all mean "no Docker"
+        pytest.fail(f"{DOCKER_REQUIRED} ({type(e).__name__}: {e})", pytrace=False)
+    return client
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any) -> str:
+    """The shared test image's name (kept after the tests: other suites use it too)."""
+    from skiff.testimage import DEFAULT_NAME, ensure_test_image
+
+    ensure_test_image(docker_client, DEFAULT_NAME)
+    return DEFAULT_NAME
+
+
+@dataclass(frozen=True)
+class LocalRegistry:
+    host: str  # 127.0.0.1:<port>
+    password: str
+
+
+def _moto_ecr_password() -> str:
+    from moto import mock_aws
+
+    from skiff.registry import registry_password_from_ecr
+
+    with mock_aws():
+        import boto3
+
+        return registry_password_from_ecr(boto3.client("ecr", region_name=REGION))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A docker-registry for this session whose htpasswd holds the password moto's ECR token carries."""
+    from skiff.registry import start_registry
+
+    password = _moto_ecr_password()
+    proc = start_registry(tmp_path_factory.mktemp("registry"), free_port(), password)
+    try:
+        yield LocalRegistry(host=proc.host, password=password)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An in-process moto ECR client (region us-east-1, moto's default account)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        yield boto3.client("ecr", region_name=REGION)
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    ecr_ref: str  # the name a pod spec uses: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>
+    repository: str  # <repo>
+    digest: str  # the manifest digest the registry stored
+
+
+@pytest.fixture
+def local_refs(docker_client: Any) -> Iterator[list[str]]:
+    """Image references a test creates on the engine; each is untagged afterwards."""
+    import docker.errors
+
+    refs: list[str] = []
+    yield refs
+    for ref in refs:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.api.remove_image(ref)
+
+
+@pytest.fixture
+def pushed_image(docker_client: Any, busybox_image: str, registry: LocalRegistry, ecr: Any,
+                 local_refs: list[str]) -> PushedImage:
+    """The test image pushed to the local registry under a fresh tag, known to moto's ECR as a repository,
+    and absent from the engine under its ECR name."""
+    from skiff.registry import ensure_repository, push
+
+    repository, tag = "skiff-agent-test/busybox", f"t{uuid.uuid4().hex[:10]}"
+    ensure_repository(ecr, repository)
+    digest = push(docker_client, busybox_image, f"{repository}:{tag}", registry.host, registry.password)
+    mirror_ref = f"{registry.host}/{repository}:{tag}"
+    docker_client.api.remove_image(mirror_ref)  # only the registry has it now
+    ecr_ref = f"{ECR_HOST}/{repository}:{tag}"
+    local_refs.extend([ecr_ref, mirror_ref])
+    return PushedImage(ecr_ref=ecr_ref, repository=repository, digest=digest)
