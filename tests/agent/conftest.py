@@ -39,10 +39,13 @@ def free_port() -> int:
 def docker_client() -> Any:
     try:
         import docker
-
+    except ImportError:
+        pytest.fail("the docker Python SDK is missing from this environment; it is the node agent's dependency "
+                    "(pip install -e node-agent, or pip install docker)", pytrace=False)
+    try:
         client = docker.from_env(timeout=120)
         client.ping()
-    except Exception as e:  # ImportError, DockerException, connection errors: all mean "no Docker"
+    except Exception as e:  # DockerException, connection errors: no engine answers
         pytest.fail(f"{DOCKER_REQUIRED} ({type(e).__name__}: {e})", pytrace=False)
     return client
 

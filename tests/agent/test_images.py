@@ -206,3 +206,24 @@ def test_references_normalise_as_docker_does() -> None:
     assert str(parse_reference("localhost:5000/a@sha256:" + "f" * 64)) == "localhost:5000/a@sha256:" + "f" * 64
     assert default_pull_policy("busybox") == "Always"
     assert default_pull_policy("busybox:1.36") == "IfNotPresent"
+
+
+def test_local_registry_accepts_only_the_password_from_moto_ecr(registry: LocalRegistry, ecr: Any) -> None:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from skiff.registry import registry_password_from_ecr
+
+    def status(password: str | None) -> int:
+        request = urllib.request.Request(f"http://{registry.host}/v2/")
+        if password is not None:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"AWS:{password}".encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310 - loopback
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert status(registry_password_from_ecr(ecr)) == 200
+    assert (status(None), status("wrong")) == (401, 401)
