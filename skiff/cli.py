@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it (once)")
-    create.add_argument("--role", choices=["admin", "node"], required=True)
+    create.add_argument("--role", choices=["admin", "node", "bootstrap"], required=True)
     create.add_argument("--node", help="the node a node token belongs to")
     create.add_argument("--description", default="")
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from chalicelib import errors
 from chalicelib.api.paths import Target
 from chalicelib.store.models import TokenRecord
 
-ROLES = ("admin", "node")
+ROLES = ("admin", "node", "bootstrap")  # bootstrap: may only exchange itself for a node credential
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_READABLE = frozenset({"core/pods", "core/nodes", "core/namespaces", "core/services",
                            "core/configmaps", "core/events", "coordination.k8s.io/leases"})
@@ -36,7 +36,9 @@ class Identity:
 
     @property
     def user(self) -> str:
-        return f"system:node:{self.node}" if self.role == "node" else "skiff:admin"
+        if self.role == "node":
+            return f"system:node:{self.node}"
+        return "system:bootstrap:skiff" if self.role == "bootstrap" else "skiff:admin"
 
 
 def _hash(token: str) -> str:
@@ -88,7 +90,10 @@ def authorize(ident: Identity, verb: str, target: Target, existing: dict[str, An
     """Raise 403 unless `ident` may do `verb` on `target` (and `existing`, the stored object)."""
     if ident.role == "admin":
         return
-    reason = _node_denial(ident, verb, target, existing)
+    if ident.role == "node":
+        reason = _node_denial(ident, verb, target, existing)
+    else:
+        reason = "a bootstrap token may only request a node credential (POST /apis/skiff.io/v1/nodecredentialrequests)"
     if reason:
         res = target.resource
         scope = f'in the namespace "{target.namespace}"' if target.namespace else "at the cluster scope"

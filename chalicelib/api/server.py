@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib import bootstrap, errors
-from chalicelib.api import collections, discovery, openapi, subresources, verbs
+from chalicelib.api import collections, credentials, discovery, openapi, subresources, verbs
 from chalicelib.api.auth import Identity, authenticate
 from chalicelib.api.http import Request, Response, error_response, ok
 from chalicelib.api.paths import Target, parse
@@ -36,6 +36,8 @@ def _route(req: Request) -> Response:
         return public
     ident = authenticate(req.headers.get("authorization"))
     bootstrap.ensure_builtin_objects()
+    if path == credentials.PATH and req.method == "POST":
+        return credentials.exchange(req, ident)
     parts = path.strip("/").split("/")
     if req.method == "POST" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] \
             and parts[4] == "bindings":
