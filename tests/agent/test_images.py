@@ -227,3 +227,24 @@ def test_local_registry_accepts_only_the_password_from_moto_ecr(registry: LocalR
 
     assert status(registry_password_from_ecr(ecr)) == 200
     assert (status(None), status("wrong")) == (401, 401)
+
+
+def test_ecr_image_pinned_by_digest_runs_under_the_mirrors_digest_name(
+        docker_client: Any, registry: LocalRegistry, pushed_image: PushedImage, ecr: Any,
+        local_refs: list[str]) -> None:
+    # Docker cannot tag a digest reference, so the name to create containers with is the one pulled.
+    image = f"{ECR_HOST}/{pushed_image.repository}@{pushed_image.digest}"
+    local_refs.append(f"{registry.host}/{pushed_image.repository}@{pushed_image.digest}")
+    puller = make_puller(docker_client, registry, ecr)
+    result = puller.ensure(image, "IfNotPresent")
+    assert result.pulled and result.image_ref_local == local_refs[-1]
+    assert result.status_image_id == f"docker-pullable://{image}"
+    assert docker_client.containers.run(result.image_ref_local, ["echo", "pinned"], remove=True) == b"pinned\n"
+    assert puller.ensure(image, "Never").pulled is False
+
+
+def test_test_image_needs_busybox_static(docker_client: Any, tmp_path: Any) -> None:
+    from skiff.testimage import TestImageError, ensure_test_image
+
+    with pytest.raises(TestImageError, match="apt-get install busybox-static"):
+        ensure_test_image(docker_client, "skiff-agent-test/never-built:1", busybox=tmp_path / "busybox")
