@@ -9,7 +9,7 @@ non-2xx answer becomes ApiError carrying the Status's code, reason and message, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -67,6 +67,31 @@ class HTTPTransport:
         t = self._timeout if timeout is None else urllib3.Timeout(connect=5.0, read=timeout)
         resp = self._http.request(method, url, body=data, headers=headers, timeout=t)
         return decode_response(resp.status, resp.data)
+
+    def watch(self, path: str, query: Mapping[str, str], *, timeout: float) -> Iterator[Any]:
+        """The events of a watch, one decoded JSON object per line, until the server closes it."""
+        import urllib3
+
+        url = self.base + path + f"?{urlencode(dict(query))}"
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        resp = self._http.request("GET", url, headers=headers, preload_content=False,
+                                  timeout=urllib3.Timeout(connect=5.0, read=timeout))
+        try:
+            if resp.status != 200:
+                decode_response(resp.status, resp.read())
+            buffer = b""
+            for chunk in resp.stream(64 * 1024, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip():
+                yield json.loads(buffer)
+        finally:
+            resp.release_conn()
 
     def close(self) -> None:
         self._http.clear()
