@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.integration.conftest import LiveCluster
+from tests.conftest import LiveCluster
 from tests.integration.fake_kubelet import FakeKubelet
 
 DEPLOYMENT = """

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from skiff.fleet import TAG_CLUSTER, Fleet
-from tests.integration.conftest import LiveCluster
+from tests.conftest import LiveCluster
 
 T = TypeVar("T")
 LEASES = "leases"

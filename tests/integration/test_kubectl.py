@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import LiveCluster
+from tests.conftest import LiveCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import time
 
 import boto3
 
-from tests.integration.conftest import LiveCluster
+from tests.conftest import LiveCluster
 
 POOL = """
 apiVersion: skiff.io/v1

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.integration.conftest import LiveCluster
+from tests.conftest import LiveCluster
 
 
 @pytest.fixture(scope="module")
