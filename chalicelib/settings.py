@@ -49,3 +49,23 @@ def stream_batch_window_seconds() -> float:
 def resync_seconds() -> float:
     """How often the local runtime fires the resync schedule (on AWS: the EventBridge rule's rate)."""
     return float(os.environ.get("SKIFF_RESYNC_SECONDS", "10"))
+
+
+def cluster_name() -> str:
+    """The cluster's name: it tags the EC2 nodes and names the containers' log group."""
+    return os.environ.get("SKIFF_CLUSTER_NAME", "skiff")
+
+
+def container_log_group() -> str:
+    """The CloudWatch Logs group the node agents ship container output to (one stream per container attempt)."""
+    return f"/skiff/{cluster_name()}/containers"
+
+
+def log_poll_seconds() -> float:
+    """Pause between CloudWatch reads while `kubectl logs -f` waits for lines (GetLogEvents is rate limited)."""
+    return float(os.environ.get("SKIFF_LOG_POLL_SECONDS", "1"))
+
+
+def log_max_bytes() -> int:
+    """Most bytes of log one request returns: a Lambda response must stay under 6 MB."""
+    return int(os.environ.get("SKIFF_LOG_MAX_BYTES", str(5 * 1024 * 1024)))

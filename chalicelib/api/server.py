@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib import bootstrap, errors
-from chalicelib.api import collections, credentials, discovery, openapi, subresources, verbs
+from chalicelib.api import collections, credentials, discovery, logs, openapi, subresources, verbs
 from chalicelib.api.auth import Identity, authenticate
 from chalicelib.api.http import Request, Response, error_response, ok
 from chalicelib.api.paths import Target, parse
@@ -42,6 +42,10 @@ def _route(req: Request) -> Response:
     if req.method == "POST" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] \
             and parts[4] == "bindings":
         return _legacy_binding(req, parts[3], ident)
+    if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[4:7:2] == ["pods", "log"]:
+        if req.method != "GET":  # pods/log is read-only and not in the registry's subresources
+            raise errors.MethodNotAllowed(f"{req.method} is not supported on pods/log; use GET")
+        return logs.pod_log(req, Target(registry.PODS, parts[3], parts[5], "log"), ident)
     target = parse(path)
     if target is None:
         raise errors.PathNotFound(path)
