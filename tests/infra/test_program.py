@@ -355,3 +355,11 @@ def test_default_network_is_the_default_vpc(deployed: Deployment) -> None:
     group = deployed.one("aws:ec2/securityGroup:SecurityGroup", "node-security-group").inputs
     assert group["vpcId"] == "vpc-0default" and not group.get("ingress")
     assert not deployed.of_type("aws:ec2/vpc:Vpc")
+
+
+def test_container_log_group_is_the_one_the_api_reads(deployed: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib import settings
+
+    monkeypatch.setenv("SKIFF_CLUSTER_NAME", "skiff")
+    assert deployed.one("aws:cloudwatch/logGroup:LogGroup", "container-logs").inputs["name"] == \
+        settings.container_log_group()
