@@ -369,7 +369,8 @@ class PodWorker:
             backoff.restarts = max(1, backoff.restarts)
             backoff.next(now, 0.0)
             self._waiting[name] = (e.reason, e.message)
-            self._event("Failed", f"Failed to pull image \"{image}\": {e.message}", kind="Warning", field=field_path)
+            text = e.message if e.message.startswith("Failed") else f'Failed to pull image "{image}": {e.message}'
+            self._event("Failed", text, kind="Warning", field=field_path)
             self._event("Failed", f"Error: {e.reason}", kind="Warning", field=field_path)
             self._next_due = min(self._next_due, backoff.until)
             return

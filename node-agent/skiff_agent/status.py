@@ -116,6 +116,8 @@ def conditions(existing: Sequence[Obj], *, sandbox_ready: bool, initialized: boo
         _condition("Ready", containers_ready and not finished, before, now, reason_ready),
     ]
     kept = [c for c in existing if c.get("type") not in OWN_CONDITIONS]
+    if "PodScheduled" not in before:  # bound by spec.nodeName, not by the scheduler: kubelet says so itself
+        kept.insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now})
     return kept + mine
 
 

@@ -135,3 +135,89 @@ def pushed_image(docker_client: Any, busybox_image: str, registry: LocalRegistry
     ecr_ref = f"{ECR_HOST}/{repository}:{tag}"
     local_refs.extend([ecr_ref, mirror_ref])
     return PushedImage(ecr_ref=ecr_ref, repository=repository, digest=digest)
+
+
+# --- a real node agent against the session's live cluster ---
+
+
+@dataclass
+class AgentNode:
+    """An in-process node agent registered with the live cluster, and helpers to drive its pods."""
+
+    name: str
+    ip: str
+    live: Any
+    agent: Any
+    token: str
+
+    def kubectl_json(self, *args: str) -> Any:
+        import json
+
+        return json.loads(self.live.kubectl(*args, "-o", "json").stdout)
+
+    def pod(self, name: str, namespace: str = "default") -> Any:
+        return self.kubectl_json("get", "pod", name, "-n", namespace)
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        import json
+
+        manifest.setdefault("spec", {})["nodeName"] = self.name
+        self.live.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def node_token(live: Any, node: str) -> str:
+    """A node token for `node`, made by `skiff token create` against the live cluster's store."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "SKIFF_HOME": str(live.home), "AWS_ENDPOINT_URL": live.aws_endpoint,
+           "AWS_ACCESS_KEY_ID": "skiff-local", "AWS_SECRET_ACCESS_KEY": "skiff-local"}
+    out = subprocess.run([sys.executable, "-m", "skiff.cli", "token", "create", "--role", "node", "--node", node],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+_next_ip = [10]
+
+
+def agent_config(live: Any, name: str, token: str, **overrides: Any) -> Any:
+    from skiff_agent.config import AgentConfig
+    from skiff_agent.node import GIB, NodeConfig
+
+    _next_ip[0] += 1
+    ip = overrides.pop("ip", f"127.0.0.{_next_ip[0]}")
+    node = NodeConfig(name=name, cpu_milli=4000, memory_bytes=8 * GIB, internal_ip=ip,
+                      taints=[{"key": "skiff.io/agent-test", "value": "true", "effect": "NoSchedule"}],
+                      labels={"skiff.io/agent-test": "true"})
+    return AgentConfig(api_url=live.url, node=node, ca_file=str(live.home / "apiserver.crt"), node_token=token,
+                       host_port_address=ip, container_logs=False, backoff_seconds=1.0, resync_seconds=10.0,
+                       **overrides)
+
+
+@pytest.fixture(scope="module")
+def agent_node(live: Any, docker_client: Any, busybox_image: str) -> Iterator[AgentNode]:
+    """One agent for a test module: its node is tainted so the scheduler puts nothing else there; tests
+    bind their pods to it with spec.nodeName. Every container it made is gone afterwards."""
+    from skiff_agent.agent import Agent
+    from skiff_agent.images import ImageConfig, ImagePuller
+
+    del busybox_image
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    token = node_token(live, name)
+    config = agent_config(live, name, token)
+    agent = Agent(config, docker_client, images=ImagePuller(docker_client, ImageConfig(region=REGION))).start()
+    node = AgentNode(name=name, ip=config.node.internal_ip, live=live, agent=agent, token=token)
+    try:
+        yield node
+    finally:
+        agent.stop()
+        remove_node_containers(docker_client, name)
+
+
+def remove_node_containers(docker_client: Any, node: str) -> None:
+    for c in docker_client.containers.list(all=True, filters={"label": f"io.skiff.node={node}"}):
+        c.remove(force=True)
+    for v in docker_client.volumes.list(filters={"label": f"io.skiff.node={node}"}):
+        with contextlib.suppress(Exception):
+            v.remove(force=True)
