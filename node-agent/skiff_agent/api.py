@@ -28,6 +28,10 @@ class ApiError(Exception):
         self.message = message
 
 
+class ApiUnreachable(OSError):
+    """The API did not answer (connection refused or dropped, TLS cut, timeout): try again later."""
+
+
 class Transport(Protocol):
     """One API call: the decoded JSON answer, or ApiError."""
 
@@ -65,7 +69,10 @@ class HTTPTransport:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
         t = self._timeout if timeout is None else urllib3.Timeout(connect=5.0, read=timeout)
-        resp = self._http.request(method, url, body=data, headers=headers, timeout=t)
+        try:
+            resp = self._http.request(method, url, body=data, headers=headers, timeout=t)
+        except urllib3.exceptions.HTTPError as e:
+            raise ApiUnreachable(f"{method} {path}: {e}") from e
         return decode_response(resp.status, resp.data)
 
     def watch(self, path: str, query: Mapping[str, str], *, timeout: float) -> Iterator[Any]:
@@ -76,13 +83,23 @@ class HTTPTransport:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        resp = self._http.request("GET", url, headers=headers, preload_content=False,
-                                  timeout=urllib3.Timeout(connect=5.0, read=timeout))
+        try:
+            resp = self._http.request("GET", url, headers=headers, preload_content=False,
+                                      timeout=urllib3.Timeout(connect=5.0, read=timeout))
+        except urllib3.exceptions.HTTPError as e:
+            raise ApiUnreachable(f"watch {path}: {e}") from e
         try:
             if resp.status != 200:
                 decode_response(resp.status, resp.read())
             buffer = b""
-            for chunk in resp.stream(64 * 1024, decode_content=True):
+            chunks = resp.stream(64 * 1024, decode_content=True)
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except urllib3.exceptions.HTTPError as e:
+                    raise ApiUnreachable(f"watch {path}: {e}") from e
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)

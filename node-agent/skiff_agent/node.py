@@ -312,5 +312,5 @@ class NodeReporter:
                  "lastTimestamp": now, "count": 1, "reportingComponent": "kubelet", "reportingInstance": self.name}
         try:
             self.api.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
-        except (ApiError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - an event is never worth stopping for
             log.warning("node %s: could not record event %s: %s", self.name, reason, e)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from skiff_agent import containerspec
 from skiff_agent import labels as L
-from skiff_agent.api import MERGE_PATCH, ApiError, Transport
+from skiff_agent.api import MERGE_PATCH, ApiError, ApiUnreachable, Transport
 from skiff_agent.images import ImagePullError
 from skiff_agent.probes import Outcome, Prober, run_probe
 from skiff_agent.runtime import ContainerRecord, Runtime, RuntimeError_, StartError
@@ -608,6 +608,10 @@ class PodWorker:
                 self.gone()
                 return
             raise
+        except ApiUnreachable as e:  # the containers go on; the status is written when the API is back
+            log.warning("pod %s/%s: status not written (%s); trying again shortly", self.namespace, self.name, e)
+            self._next_due = min(self._next_due, self.node.clock() + 2.0)
+            return
         self._reported = status
         self.node.status_writes[self.uid] = self.node.status_writes.get(self.uid, 0) + 1
 
