@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from skiff_agent.images import (
     ERR_IMAGE_NEVER_PULL,
     ERR_IMAGE_PULL,
@@ -20,7 +21,6 @@ from skiff_agent.images import (
     parse_mirrors,
     parse_reference,
 )
-
 from tests.agent.conftest import ECR_HOST, REGION, LocalRegistry, PushedImage
 
 OTHER_ACCOUNT_HOST = f"210987654321.dkr.ecr.{REGION}.amazonaws.com"

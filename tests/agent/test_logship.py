@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+
 from skiff_agent.logship import LogShipper, _Resume, log_group, parse_line, split_message, stream_name
 
 GROUP = log_group("test")
