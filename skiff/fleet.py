@@ -158,10 +158,20 @@ def running_instances(ec2: Any, cluster_name: str) -> list[Instance]:
         kwargs["NextToken"] = token
 
 
+@dataclass(frozen=True)
+class AgentSettings:
+    """What every real node agent of the local fleet is given (what user data gives it on AWS)."""
+
+    bootstrap_token: str
+    home: Path
+    registry_mirrors: str = ""
+    docker_client: Any = None
+
+
 @dataclass
 class _Member:
     instance: Instance
-    node: HollowNode
+    node: Any  # a HollowNode, or a skiff.agentproc.AgentProcess
     token: str
     subnet: int
 
@@ -174,7 +184,7 @@ class Fleet:
                  issue_token: TokenIssuer = _issue_token, revoke_token: TokenRevoker = _revoke_token,
                  placement: PlacementLookup = store_placement, shape: ShapeLookup | None = None,
                  state_file: Path | None = None, region: str | None = None,
-                 node_factory: NodeFactory | None = None) -> None:
+                 node_factory: NodeFactory | None = None, agents: AgentSettings | None = None) -> None:
         if ec2 is None:
             import boto3
 
@@ -192,6 +202,7 @@ class Fleet:
         self._placement = placement
         self._shape = shape or ec2_shape(ec2)
         self._node_factory = node_factory or self._connect
+        self.agents = agents  # None: hollow nodes; else a real agent process per instance
         self.state_file = state_file
         self._members: dict[str, _Member] = {}
         self._skipped: dict[str, str] = {}  # instance id -> why it has no node (logged once)
@@ -204,12 +215,12 @@ class Fleet:
     # --- what is running ---
 
     @property
-    def nodes(self) -> dict[str, HollowNode]:
-        """instance id -> its hollow node."""
+    def nodes(self) -> dict[str, Any]:
+        """instance id -> its node (a HollowNode or an AgentProcess)."""
         with self._lock:
             return {i: m.node for i, m in self._members.items()}
 
-    def node_for(self, instance_id: str) -> HollowNode | None:
+    def node_for(self, instance_id: str) -> Any:
         with self._lock:
             member = self._members.get(instance_id)
         return member.node if member else None
@@ -257,7 +268,11 @@ class Fleet:
                 if instance_id not in running:
                     gone.append(self._members.pop(instance_id))
                 elif not member.node.alive and not member.node.stopped:
-                    log.error("fleet: hollow node %s (%s) died; starting it again", member.node.name, instance_id)
+                    log.error("fleet: node %s (%s) died; starting it again", member.node.name, instance_id)
+                    if self.agents is not None:  # the machine is still there: its new agent adopts what runs
+                        member.node.restarts += 1
+                        member.node.start()
+                        continue
                     self._members.pop(instance_id)
                     gone.append(member)
         self._shutdown(gone, "its instance is no longer running")
@@ -316,22 +331,46 @@ class Fleet:
             name = self._node_name(instance)
             subnet = self._subnet()
             pod_cidr = str(ipaddress.IPv4Network((int(POD_NETWORK.network_address) + subnet * 256, 24)))
+            internal_ip = instance.private_ip
+            if self.agents is not None:
+                from skiff.agentproc import loopback_address
+
+                internal_ip = loopback_address(subnet)  # the node's own address on this machine
             config = NodeConfig(
                 name=name, provider_id=instance.provider_id, zone=instance.zone,
                 region=self.region or instance.zone[:-1], instance_type=instance.instance_type,
                 cpu_milli=shape.cpu_milli, memory_bytes=shape.memory_bytes, max_pods=shape.max_pods,
                 allocatable_cpu_milli=shape.allocatable_cpu_milli,
                 allocatable_memory_bytes=shape.allocatable_memory_bytes, labels=labels, taints=placement.taints,
-                internal_ip=instance.private_ip, internal_dns=instance.private_dns, pod_cidr=pod_cidr,
+                internal_ip=internal_ip, internal_dns=instance.private_dns, pod_cidr=pod_cidr,
                 arch=shape.arch, machine_id=instance.instance_id)
-            token = self._issue_token(name)
-            node = self._node_factory(config, token)
+            if self.agents is not None:
+                token = ""  # the agent exchanges the bootstrap token for its credential itself
+                node = self._agent(config, instance)
+            else:
+                token = self._issue_token(name)
+                node = self._node_factory(config, token)
             self._members[instance.instance_id] = _Member(instance, node, token, subnet)
         node.start()
         self._skipped.pop(instance.instance_id, None)
-        log.info("fleet: %s (%s in %s) booted hollow node %s", instance.instance_id, instance.instance_type,
-                 instance.zone, name)
+        log.info("fleet: %s (%s in %s) booted %s node %s", instance.instance_id, instance.instance_type,
+                 instance.zone, "hollow" if self.agents is None else "an agent for", name)
         return True
+
+    def _agent(self, config: NodeConfig, instance: Instance) -> Any:
+        from chalicelib import settings
+        from skiff.agentproc import AgentProcess, agent_env
+
+        assert self.agents is not None
+        aws = {k: v for k, v in os.environ.items()
+               if k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+        aws["AWS_REGION"] = self.region or settings.region()
+        home = self.agents.home
+        env = agent_env(config, api_url=self.api_url, ca_file=self.ca_file,
+                        bootstrap_token=self.agents.bootstrap_token, instance_id=instance.instance_id,
+                        state_dir=home / instance.instance_id, cluster_name=self.cluster_name,
+                        registry_mirrors=self.agents.registry_mirrors, aws=aws)
+        return AgentProcess(config, env, home / f"{instance.instance_id}.log", self.agents.docker_client)
 
     def _shutdown(self, members: list[_Member], why: str, timeout: float = 15.0) -> None:
         for member in members:  # signal them all first, then wait: stopping many takes one wait
@@ -340,10 +379,11 @@ class Fleet:
             if not member.node.stop(timeout):
                 log.error("fleet: hollow node %s did not stop within %.0fs", member.node.name, timeout)
             try:
-                self._revoke_token(member.token)
+                if member.token:
+                    self._revoke_token(member.token)
             except Exception:  # noqa: BLE001 - a token left behind is logged, not fatal
                 log.exception("fleet: could not revoke the token of hollow node %s", member.node.name)
-            log.info("fleet: stopped hollow node %s (%s): %s", member.node.name, member.instance.instance_id, why)
+            log.info("fleet: stopped node %s (%s): %s", member.node.name, member.instance.instance_id, why)
 
     def describe(self) -> list[Obj]:
         with self._lock:
@@ -369,7 +409,7 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-def start_fleet(layout_home: Path, api_url: str, ca_file: Path) -> Fleet:
+def start_fleet(layout_home: Path, api_url: str, ca_file: Path, agents: AgentSettings | None = None) -> Fleet:
     """Start the local runtime's fleet: call after the tables exist and the API serves (the hollow nodes
     register through it), with the AWS environment (AWS_ENDPOINT_URL) already set; `stop()` it on the
     way down. Tunable by SKIFF_CLUSTER_NAME (default "skiff"), SKIFF_FLEET_POLL_SECONDS (5),
@@ -380,5 +420,5 @@ def start_fleet(layout_home: Path, api_url: str, ca_file: Path) -> Fleet:
                "pod_poll_seconds": _env_float("SKIFF_HOLLOW_POD_POLL_SECONDS", 1.0)}
     fleet = Fleet(api_url, ca_file, os.environ.get("SKIFF_CLUSTER_NAME", "skiff"),
                   poll_seconds=_env_float("SKIFF_FLEET_POLL_SECONDS", 5.0), node_options=options,
-                  state_file=Path(layout_home) / "fleet.json", region=settings.region())
+                  state_file=Path(layout_home) / "fleet.json", region=settings.region(), agents=agents)
     return fleet.start()

@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -95,18 +96,56 @@ def start_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint: str | None = None) -> None:
-    """Run moto (unless `aws_endpoint` names another AWS, e.g. LocalStack) and the API until SIGTERM or
-    Ctrl-C; writes the state file and kubeconfig first."""
-    checks = [(port, "the API")] + ([] if aws_endpoint else [(moto_port, "moto server (the local AWS)")])
-    for p, what in checks:
+@dataclass(frozen=True)
+class NodeOptions:
+    """The worker nodes `skiff up` starts with: how many, of which EC2 type, and what runs them
+    ("docker": the real node agent on local Docker; "hollow": simulated agents, no containers)."""
+
+    count: int = 2
+    instance_type: str = "t3.large"
+    runtime: str = "docker"
+    registry_port: int = 5101
+
+
+def progress(message: str) -> None:
+    print(f"skiff: {message}", flush=True)
+
+
+def docker_client_or_fail() -> Any:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception as e:  # noqa: BLE001 - any failure means the same thing to the user
+        raise StartError(f"Docker is not reachable ({type(e).__name__}: {e}). The node agents run pods on the "
+                         "local Docker engine: install it (Debian: apt-get install docker.io) and start dockerd, "
+                         "or start without real nodes: --node-runtime hollow, or --nodes 0.") from e
+
+
+def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint: str | None = None,
+          nodes: NodeOptions | None = None) -> None:
+    """Run moto (unless `aws_endpoint` names another AWS, e.g. LocalStack), the API, the controllers, the
+    local registry and the node agents until SIGTERM or Ctrl-C; writes the state file and kubeconfig first."""
+    nodes = nodes or NodeOptions(count=0, runtime="hollow")
+    real_nodes = nodes.runtime == "docker"
+    checks = [(port, "the API", "--port")] + ([] if aws_endpoint else [(moto_port, "moto server (the local AWS)",
+                                                                       "--aws-port")])
+    if real_nodes:
+        checks.append((nodes.registry_port, "the local registry (ECR's stand-in)", "--registry-port"))
+    for p, what, flag in checks:
         if not port_free(host, p):
             raise StartError(f"port {p} on {host} is already in use, so {what} cannot listen there. "
-                             f"Stop what uses it, or choose another port with --port/--aws-port.")
+                             f"Stop what uses it, or choose another port with {flag}.")
+    docker_client = docker_client_or_fail() if real_nodes else None
     layout.home.mkdir(parents=True, exist_ok=True)
+    progress("starting moto server as the local AWS" if not aws_endpoint else f"using the AWS at {aws_endpoint}")
     moto = None if aws_endpoint else start_moto(moto_port, layout.moto_log)
     endpoint = aws_endpoint or f"http://127.0.0.1:{moto_port}"
     os.environ.update(aws_env(endpoint))
+    registry = None
+    runners: list[Any] = []
     try:
         from chalice.config import Config
 
@@ -115,6 +154,7 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
         from chalicelib.store.models import ensure_tables
         from skiff import kubeconfig, tls
 
+        progress("creating the DynamoDB tables and the built-in namespaces")
         ensure_tables()
         ensure_builtin_objects()
         ensure_launch_template()
@@ -122,34 +162,49 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
         cert, key = tls.ensure_certificate(layout.home)
         url = f"https://{host}:{port}"
         kubeconfig.write(layout.kubeconfig, server=url, token=token, ca_cert=cert.read_bytes())
+        state: dict[str, Any] = {"pid": os.getpid(), "moto_pid": moto.pid if moto else None, "url": url,
+                                 "ca_cert": str(cert), "aws_endpoint": endpoint, "kubeconfig": str(layout.kubeconfig),
+                                 "nodes": nodes.count, "node_runtime": nodes.runtime, "ready": False}
+        mirrors = ""
+        if real_nodes:
+            registry, ecr_host = _start_registry(layout, nodes.registry_port)
+            mirrors = f"{ecr_host}={registry.host}"
+            state.update({"registry": registry.host, "registry_pid": registry.process.pid, "ecr_registry": ecr_host})
         import app as chalice_app
 
         server = _local_server(chalice_app.app, Config(chalice_stage="local"), host, port)
         # The TLS handshake runs in each request's thread, not in the accepting one.
         server.server.socket = tls.server_context(cert, key).wrap_socket(
             server.server.socket, server_side=True, do_handshake_on_connect=False)
-        layout.state.write_text(json.dumps({"pid": os.getpid(), "moto_pid": moto.pid if moto else None,
-                                            "url": url, "ca_cert": str(cert), "aws_endpoint": endpoint,
-                                            "kubeconfig": str(layout.kubeconfig)}))
-
+        _write_state(layout, state)
+        progress(f"API listening on {url}; starting the stream runner (controllers, scheduler, provisioner)")
         runners = _event_sources(layout, chalice_app)
-        from skiff.fleet import start_fleet
+        from skiff.fleet import AgentSettings, start_fleet
 
-        # Each running EC2 instance of the cluster in moto becomes a hollow node (a simulated agent).
-        runners.append(start_fleet(layout.home, url, cert))
+        # Each running EC2 instance of the cluster in moto becomes a node: a real agent on local Docker, or a
+        # hollow (simulated) one.
+        agents = None
+        if real_nodes:
+            agents = AgentSettings(bootstrap_token=issue_token("bootstrap", description="skiff up: node agents"),
+                                   home=layout.home / "agents", registry_mirrors=mirrors, docker_client=docker_client)
+        runners.append(start_fleet(layout.home, url, cert, agents))
+        threading.Thread(target=_bring_up_nodes, args=(layout, state, nodes, url, cert, token), daemon=True,
+                         name="skiff-nodes").start()
 
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
         print(f"Skiff API listening on {url} (AWS endpoint {endpoint})", flush=True)
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                server.serve_forever()
-        finally:
-            for runner in runners:
-                runner.stop()
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
     finally:
+        progress("stopping: node agents (their containers are removed), controllers, registry, moto")
+        for runner in reversed(runners):
+            with contextlib.suppress(Exception):
+                runner.stop()
+        if registry is not None:
+            registry.stop()
         if moto is not None:
             moto.terminate()
             try:
@@ -158,6 +213,96 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
                 moto.kill()
         if layout.state.exists():
             layout.state.unlink()
+        progress("stopped")
+
+
+def _write_state(layout: Layout, state: dict[str, Any]) -> None:
+    tmp = layout.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(layout.state)
+
+
+def _start_registry(layout: Layout, port: int) -> tuple[Any, str]:
+    """The local registry standing in for ECR: the password is the one moto's ECR hands out."""
+    import boto3
+
+    from skiff.registry import RegistryError, registry_password_from_ecr, start_registry
+
+    ecr = boto3.client("ecr")
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    ecr_host = f"{account}.dkr.ecr.{ecr.meta.region_name}.amazonaws.com"
+    progress(f"starting the local registry on 127.0.0.1:{port} as {ecr_host}")
+    try:
+        return start_registry(layout.home / "registry", port, registry_password_from_ecr(ecr)), ecr_host
+    except RegistryError as e:
+        raise StartError(str(e)) from e
+
+
+def _bring_up_nodes(layout: Layout, state: dict[str, Any], nodes: NodeOptions, url: str, cert: Path,
+                    token: str) -> None:
+    """Launch the cluster's first instances in moto (the fleet turns each into a node), wait until their Nodes
+    are Ready, then mark the state ready."""
+    try:
+        launched = launch_static_nodes(nodes.count, nodes.instance_type)
+        if nodes.count:
+            progress(f"{nodes.count} EC2 instance(s) of type {nodes.instance_type} running in moto "
+                     f"({launched} launched now); waiting for their node agents to register")
+        ready = wait_nodes_ready(url, cert, token, nodes.count, timeout=90)
+        progress(f"{ready} node(s) Ready")
+        state["ready"] = True
+        _write_state(layout, state)
+        progress("ready")
+    except Exception as e:  # noqa: BLE001 - said loudly; the API stays up so the user can look
+        progress(f"ERROR: the nodes did not come up: {e}")
+        state["error"] = str(e)
+        _write_state(layout, state)
+
+
+STATIC_TAG = "skiff:static"
+
+
+def launch_static_nodes(count: int, instance_type: str) -> int:
+    """Make `count` running instances tagged as the cluster's static nodes (not the provisioner's)."""
+    import boto3
+
+    from chalicelib.provisioner import aws
+
+    ec2 = boto3.client("ec2")
+    running = ec2.describe_instances(Filters=[
+        {"Name": f"tag:{aws.TAG_CLUSTER}", "Values": [aws.cluster_name()]},
+        {"Name": f"tag:{STATIC_TAG}", "Values": ["true"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    have = sum(len(r["Instances"]) for r in running["Reservations"])
+    missing = max(0, count - have)
+    if missing:
+        ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE}, InstanceType=instance_type, MinCount=missing,
+            MaxCount=missing, TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": aws.TAG_CLUSTER, "Value": aws.cluster_name()}, {"Key": STATIC_TAG, "Value": "true"},
+                {"Key": "Name", "Value": f"skiff-{aws.cluster_name()}-static"}]}])
+    return missing
+
+
+def wait_nodes_ready(url: str, cert: Path, token: str, count: int, *, timeout: float) -> int:
+    """Wait until `count` Nodes are Ready (through the API, as a user would see them)."""
+    context = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + timeout
+    ready = 0
+    while True:
+        req = urllib.request.Request(f"{url}/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=5, context=context) as r:  # noqa: S310 - loopback only
+                items = json.loads(r.read()).get("items") or []
+            ready = sum(1 for n in items if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                for c in (n.get("status") or {}).get("conditions") or []))
+        except OSError:
+            pass
+        if ready >= count:
+            return ready
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {ready} of {count} node(s) became Ready within {timeout:.0f}s; "
+                               "see the agents' logs in the state directory's agents/ folder")
+        time.sleep(0.5)
 
 
 LAUNCH_TEMPLATE = "skiff-node"
@@ -224,6 +369,29 @@ def read_state(layout: Layout) -> dict[str, object] | None:
     return state
 
 
+def _stop_leftover_agents(layout: Layout) -> None:
+    """Agents and containers a killed server could not stop itself (normally the fleet stops them)."""
+    try:
+        fleet = json.loads((layout.home / "fleet.json").read_text())
+    except (OSError, ValueError):
+        return
+    names = []
+    for node in fleet.get("nodes") or []:
+        pid = node.get("pid")
+        if isinstance(pid, int) and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        if node.get("runtime") == "docker":
+            names.append(str(node.get("name")))
+    if names:
+        with contextlib.suppress(Exception):
+            import docker
+
+            client = docker.from_env()
+            for name in names:
+                for c in client.containers.list(all=True, filters={"label": f"io.skiff.node={name}"}):
+                    c.remove(force=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -232,7 +400,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stop(layout: Layout, timeout: float = 15) -> bool:
+def stop(layout: Layout, timeout: float = 40) -> bool:
     """Stop a running local cluster; False when none runs."""
     state = read_state(layout)
     if state is None:
@@ -244,9 +412,11 @@ def stop(layout: Layout, timeout: float = 15) -> bool:
         time.sleep(0.1)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
-    moto_pid = state.get("moto_pid")
-    if isinstance(moto_pid, int) and _alive(moto_pid):
-        os.kill(moto_pid, signal.SIGKILL)
+    for key in ("moto_pid", "registry_pid"):
+        child = state.get(key)
+        if isinstance(child, int) and _alive(child):
+            os.kill(child, signal.SIGKILL)
+    _stop_leftover_agents(layout)
     if layout.state.exists():
         layout.state.unlink()
     return True

@@ -154,7 +154,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
            "SKIFF_RESYNC_SECONDS": "2", "SKIFF_CONTROLLER_WORKERS": "4"}
     env.pop("AWS_ENDPOINT_URL", None)
     up = subprocess.run([sys.executable, "-m", "skiff.cli", "up", "--detach", "--port", str(port),
-                         "--aws-port", str(aws_port)], capture_output=True, text=True, env=env, timeout=120)
+                         "--aws-port", str(aws_port), "--nodes", "0", "--node-runtime", "hollow"],
+                        capture_output=True, text=True, env=env, timeout=120)
     assert up.returncode == 0, f"skiff up failed:\n{up.stdout}\n{up.stderr}"
     last = up.stdout.strip().splitlines()[-1]
     assert last.startswith("export KUBECONFIG="), up.stdout

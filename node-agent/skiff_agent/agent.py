@@ -105,17 +105,20 @@ class Agent:
         log.info("node agent %s started (API %s)", self.name, self.config.api_url)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop within `timeout` seconds in all: workers finish the step they are in (a watch or a Docker
+        event stream blocked in a read is left to end with the process)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         with self._lock:
             workers = list(self.workers.values())
         for w in workers:
             w.stop()
         for w in workers:
-            w.join(timeout)
+            w.join(max(0.0, deadline - time.monotonic()))
         for t in self._threads:
-            if t.name != "agent-docker-events":
-                t.join(timeout)
+            if t.name == "agent-heartbeat":
+                t.join(max(0.0, deadline - time.monotonic()))
         self.api.close()
 
     def wait(self) -> None:
