@@ -69,3 +69,33 @@ def log_poll_seconds() -> float:
 def log_max_bytes() -> int:
     """Most bytes of log one request returns: a Lambda response must stay under 6 MB."""
     return int(os.environ.get("SKIFF_LOG_MAX_BYTES", str(5 * 1024 * 1024)))
+
+
+CONTROLLERS = ("deployment", "replicaset", "gc", "namespace", "nodelifecycle", "schedule", "provisioner")
+"""What `SKIFF_CONTROLLERS` may name (chalicelib.controllers.dispatch maps each sync to one of these)."""
+
+
+def controllers() -> frozenset[str]:
+    """The controllers this function runs (`SKIFF_CONTROLLERS`, comma-separated; unset or empty: all).
+
+    The stream handler and the resync skip every other controller's syncs, so one deployment can run,
+    say, the scheduler in a function of its own (`SKIFF_CONTROLLERS=schedule`) and the rest in another.
+    A name that is not a controller raises ValueError: a typo would otherwise silently switch it off."""
+    raw = os.environ.get("SKIFF_CONTROLLERS", "")
+    names = {n.strip() for n in raw.split(",") if n.strip()}
+    if not names:
+        return frozenset(CONTROLLERS)
+    unknown = sorted(names - set(CONTROLLERS))
+    if unknown:
+        raise ValueError(f"SKIFF_CONTROLLERS={raw!r}: unknown controller(s) {', '.join(unknown)}; "
+                         f"valid names are {', '.join(CONTROLLERS)}")
+    return frozenset(names)
+
+
+def node_subnet_ids() -> tuple[str, ...]:
+    """The subnets the provisioner launches nodes into (`SKIFF_NODE_SUBNET_IDS`, comma-separated).
+
+    Set: each launch goes to a listed subnet in the claim's zone, and only zones with one are offered.
+    Unset: EC2 picks the zone's default subnet (the default VPC)."""
+    raw = os.environ.get("SKIFF_NODE_SUBNET_IDS", "")
+    return tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))

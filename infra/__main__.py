@@ -2,7 +2,8 @@
 
 - DynamoDB tables from chalicelib's PynamoDB models (stream on objects, TTL on the change log, PITR)
 - the Chalice app as Lambda functions: the API behind API Gateway, the stream handlers (controllers,
-  provisioner) on the objects stream, the resync on an EventBridge schedule
+  provisioner, and with skiff:splitControllers a scheduler) on the objects stream, the resync on an
+  EventBridge schedule
 - the worker fleet: ECR, the node agent's wheel in S3, the node role, and the launch template the
   provisioner launches from
 - the first admin token (SSM SecureString, hashed in the tokens table) and the nodes' bootstrap token
@@ -55,7 +56,8 @@ net = network.network(settings, tags)
 fleet = nodes.fleet(settings, account=account, net=net, tags=tags, wheel_path=agent_wheel, api_url=gateway.url,
                     bootstrap_parameter=bootstrap_token, container_log_group=container_logs)
 control = builder.controllers(account=account, launch_template=fleet.launch_template,
-                              security_group=fleet.security_group, node_role=fleet.node_role)
+                              security_group=fleet.security_group, node_role=fleet.node_role,
+                              node_subnet_ids=net.subnet_ids)
 cluster_alarms = alarms.alarms(settings.cluster, stream_functions=control.stream, failures=control.failures,
                                topic_arn=settings.alarm_topic_arn, tags=tags)
 

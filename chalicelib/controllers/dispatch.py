@@ -6,18 +6,22 @@ batch twice, out of order, or after a crash converges to the same result. Confli
 any other failure is raised after every task had its turn, so the event source retries the batch.
 The resync does the same for every object, and advances time-based work (availability after
 minReadySeconds, progress deadlines, node heartbeats).
+
+Both run only the controllers `SKIFF_CONTROLLERS` names (settings.controllers(), all by default), so a
+deployment can give the scheduler a function (a stream reader) of its own: each sync belongs to one
+controller (CONTROLLER_OF) and the others' syncs are dropped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import errors
+from chalicelib import errors, settings
 from chalicelib.controllers import deployment, gc, namespace, nodelifecycle, replicaset
 from chalicelib.controllers.client import Client
 from chalicelib.provisioner import pending
@@ -41,6 +45,29 @@ class Task:
 
 SCHEDULE = Task(6, "schedule", "", "")
 """One scheduling pass over all pending pods (one snapshot for the whole batch)."""
+PROVISION = Task(7, "provision", "", "")
+
+CONTROLLER_OF = {
+    "deployment": "deployment",
+    "replicaset": "replicaset",
+    "adopt-pod": "replicaset",
+    "owner-gone": "gc",
+    "owner-finalizer": "gc",
+    "namespace": "namespace",
+    "node": "nodelifecycle",
+    "schedule": "schedule",
+    "provision": "provisioner",
+}
+"""Which controller (a name SKIFF_CONTROLLERS may list, settings.CONTROLLERS) each kind of sync belongs to."""
+
+# A function whose SKIFF_CONTROLLERS names no controller fails while it starts (Lambda's init, `skiff up`)
+# with the valid names, rather than failing every batch it is given.
+settings.controllers()
+
+
+def enabled(tasks: Iterable[Task], controllers: Collection[str]) -> set[Task]:
+    """The tasks whose controller is one of `controllers`."""
+    return {t for t in tasks if CONTROLLER_OF[t.controller] in controllers}
 
 
 def _frees_capacity(old: Obj | None, new: Obj | None) -> bool:
@@ -194,32 +221,44 @@ def provisioner_wanted(records: Iterable[Obj]) -> bool:
     return False
 
 
-def handle_records(records: Iterable[Obj], client: Client | None = None) -> None:
-    """The stream handler: a batch of DynamoDB stream records (Lambda's event["Records"])."""
+def handle_records(records: Iterable[Obj], client: Client | None = None, *,
+                   controllers: Collection[str] | None = None) -> None:
+    """The stream handler: a batch of DynamoDB stream records (Lambda's event["Records"]), synced by
+    `controllers` (default: settings.controllers())."""
+    wanted = settings.controllers() if controllers is None else controllers
     tasks: set[Task] = set()
     for record in records:
         tasks |= tasks_for(record)
-    run_all(tasks, client)
+    tasks = enabled(tasks, wanted)
+    if tasks:
+        run_all(tasks, client)
 
 
-def resync(client: Client | None = None, now: datetime | None = None) -> None:
-    """The periodic handler: every object gets a sync, whatever records were lost."""
+def resync(client: Client | None = None, now: datetime | None = None, *,
+           controllers: Collection[str] | None = None) -> None:
+    """The periodic handler: every object gets a sync from each of `controllers` (default:
+    settings.controllers()) that acts on it, whatever records were lost."""
+    wanted = settings.controllers() if controllers is None else controllers
     client = client or Client()
     tasks: set[Task] = set()
-    for ns in client.list_objects("namespaces"):
-        name = ns["metadata"]["name"]
-        if ns["metadata"].get("deletionTimestamp"):
-            tasks.add(Task(5, "namespace", "", name))
-    for d in client.list_objects("deployments"):
-        tasks.add(Task(1, "deployment", d["metadata"]["namespace"], d["metadata"]["name"]))
-    for rs in client.list_objects("replicasets"):
-        tasks.add(Task(2, "replicaset", rs["metadata"]["namespace"], rs["metadata"]["name"]))
-    for node in client.list_objects("nodes"):
-        tasks.add(Task(4, "node", "", node["metadata"]["name"]))
-    tasks.add(SCHEDULE)
-    tasks.add(Task(7, "provision", "", ""))
-    try:
-        run_all(tasks, client, now, retry_held=False)
-    finally:
+    if "namespace" in wanted:
         for ns in client.list_objects("namespaces"):
-            gc.sweep(client, ns["metadata"]["name"])
+            name = ns["metadata"]["name"]
+            if ns["metadata"].get("deletionTimestamp"):
+                tasks.add(Task(5, "namespace", "", name))
+    if "deployment" in wanted:
+        for d in client.list_objects("deployments"):
+            tasks.add(Task(1, "deployment", d["metadata"]["namespace"], d["metadata"]["name"]))
+    if "replicaset" in wanted:
+        for rs in client.list_objects("replicasets"):
+            tasks.add(Task(2, "replicaset", rs["metadata"]["namespace"], rs["metadata"]["name"]))
+    if "nodelifecycle" in wanted:
+        for node in client.list_objects("nodes"):
+            tasks.add(Task(4, "node", "", node["metadata"]["name"]))
+    tasks |= {SCHEDULE, PROVISION}
+    try:
+        run_all(enabled(tasks, wanted), client, now, retry_held=False)
+    finally:
+        if "gc" in wanted:
+            for ns in client.list_objects("namespaces"):
+                gc.sweep(client, ns["metadata"]["name"])

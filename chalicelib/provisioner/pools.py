@@ -1,10 +1,11 @@
 """NodePools as the planner sees them, and the status the provisioner writes back on them.
 
 Why this exists: a NodePool's spec names what may be bought, but what can be bought right now also
-depends on EC2 (which types the region has, which zones), on the pool's recent capacity errors (kept
-in status.unavailableOfferings, since a handler remembers nothing), and on what the pool already
-holds (limits count launched and launching nodes). This module turns all of that into a PoolView,
-and keeps the pool's status (nodes, cpu, Ready, unavailable offerings) true to the claims.
+depends on EC2 (which types the region has, which zones, which of them have a configured subnet), on
+the pool's recent capacity errors (kept in status.unavailableOfferings, since a handler remembers
+nothing), and on what the pool already holds (limits count launched and launching nodes). This
+module turns all of that into a PoolView, and keeps the pool's status (nodes, cpu, Ready, unavailable
+offerings) true to the claims.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def view(p: Pass, pool: Obj, claims: list[Obj], pending: dict[str, PodNeeds]) ->
     name = name_of(pool)
     capacity_type = str(spec.get("capacityType") or "on-demand")
     zones = list(spec.get("zones") or aws.region_zones(p.ec2))
+    with_subnet = aws.subnet_zones(p.ec2)
+    if with_subnet is not None:  # SKIFF_NODE_SUBNET_IDS: only where a node can get an address
+        zones = [z for z in zones if z in with_subnet]
     types = catalogue.describe(p.ec2, [t for t in spec.get("instanceTypes") or [] if prices.price(t, capacity_type)])
     blocked = {(e.get("instanceType"), e.get("zone"), e.get("capacityType")) for e in _unavailable(pool, p.now)}
     offerings = [Offering(t, zone, capacity_type, prices.price(t.name, capacity_type) or 0.0)

@@ -8,9 +8,14 @@ handler strings, batch sizes and schedules follow app.py.
 
 Stream readers: DynamoDB Streams serves at most two readers per shard without throttling. By default
 there are two: the controllers (which also schedule) and the provisioner. `skiff:splitControllers`
-deploys the controllers' handler three times with disjoint filters (workloads and scheduling,
-namespaces, nodes): four readers, which AWS throttles and Lambda retries. Splitting the scheduler from
-the workload controllers needs a dispatch setting chalicelib does not have yet.
+gives the scheduler a function of its own: the controllers' handler deployed twice, once on pod records
+with SKIFF_CONTROLLERS=schedule and once with every other controller (chalicelib.settings.controllers).
+Scheduling passes then never wait behind ReplicaSet and Deployment syncs in the same batch, nor these
+behind a scheduling pass, at the price of a third reader: AWS throttles the stream's GetRecords
+beyond two, Lambda retries, and every reader's records come a little later (docs/deploy-aws.md).
+
+The launchers (the provisioner and the resync) get the nodes' subnets (SKIFF_NODE_SUBNET_IDS): they
+launch each node into one of them, in the security group's VPC, whichever VPC the stack uses.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ DATA_TABLES = ("objects", "changes", "locks", "allocations")
 """What the controllers, scheduler and provisioner use; only the API reads tokens."""
 
 EC2_LAUNCHER_ACTIONS = ("ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances")
+SCHEDULER_KINDS = ("core/pods",)
+"""The only records chalicelib.controllers.dispatch schedules on (a pending pod, or one that freed capacity)."""
+SCHEDULER = "schedule"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class StreamFunction:
     node_leases: bool = False  # also the Leases in kube-node-lease (node heartbeats)
     launches_nodes: bool = False
     timeout: int = 120
+    controllers: tuple[str, ...] = ()  # SKIFF_CONTROLLERS; empty: not set, every controller
 
 
 def _lease_namespace() -> str:
@@ -58,14 +67,24 @@ def _lease_namespace() -> str:
     return str(LEASE_NAMESPACE)
 
 
+def _controller_names() -> tuple[str, ...]:
+    from chalicelib.settings import CONTROLLERS
+
+    return tuple(str(c) for c in CONTROLLERS)
+
+
 def stream_functions(split: bool) -> list[StreamFunction]:
+    """The stream's readers: controllers and provisioner (two, the most a shard serves without
+    throttling), or with `split` a scheduler besides them (three)."""
     provisioner = StreamFunction("provisioner", "provisioner", PROVISIONER_KINDS, launches_nodes=True)
+    controller_kinds = WORKLOAD_KINDS + NAMESPACE_KINDS + NODE_KINDS
     if not split:
-        return [StreamFunction("controllers", "controllers", WORKLOAD_KINDS + NAMESPACE_KINDS + NODE_KINDS,
-                               node_leases=True), provisioner]
-    return [StreamFunction("controllers-workloads", "controllers", WORKLOAD_KINDS),
-            StreamFunction("controllers-namespaces", "controllers", NAMESPACE_KINDS),
-            StreamFunction("controllers-nodes", "controllers", NODE_KINDS, node_leases=True),
+        return [StreamFunction("controllers", "controllers", controller_kinds, node_leases=True), provisioner]
+    # The provisioner's stream handler is its own (app.on_capacity_change); the controllers' handler only
+    # runs it from the resync, so naming it here would change nothing.
+    rest = tuple(c for c in _controller_names() if c not in (SCHEDULER, "provisioner"))
+    return [StreamFunction("controllers", "controllers", controller_kinds, node_leases=True, controllers=rest),
+            StreamFunction("scheduler", "controllers", SCHEDULER_KINDS, controllers=(SCHEDULER,)),
             provisioner]
 
 
@@ -110,7 +129,7 @@ def _launcher_statements(s: StackSettings, account: iam.Account, launch_template
         iam.statement("TerminateClusterInstances", ["ec2:TerminateInstances"], [ec2("instance/*")],
                       {"StringEquals": {"ec2:ResourceTag/skiff:cluster": s.cluster}}),
         iam.statement("Describe", ["ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
-                                   "ec2:DescribeAvailabilityZones"], ["*"]),
+                                   "ec2:DescribeAvailabilityZones", "ec2:DescribeSubnets"], ["*"]),
         iam.statement("PassNodeRole", ["iam:PassRole"], [node_role.arn],
                       {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         # The template's image is "resolve:ssm:<parameter>": the launcher reads the parameter.
@@ -125,16 +144,17 @@ class Builder:
     def __init__(self, s: StackSettings, *, bundle: pulumi.Archive, tables: dict[str, aws.dynamodb.Table],
                  tags: dict[str, str]) -> None:
         self.s, self.bundle, self.tables, self.tags = s, bundle, tables, tags
-        self.environment = aws.lambda_.FunctionEnvironmentArgs(variables={
+        self.environment: dict[str, pulumi.Input[str]] = {
             "SKIFF_TABLE_PREFIX": s.table_prefix,
             "SKIFF_CLUSTER_NAME": s.cluster,
             # Chalice reads the stream ARN when app.py is imported (on_dynamodb_record), in every function.
             "SKIFF_OBJECTS_STREAM_ARN": tables["objects"].stream_arn,
-        })
+        }
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
 
     def function(self, name: str, *, handler: str, timeout: int, statements: list[dict[str, Any]],
-                 description: str) -> aws.lambda_.Function:
+                 description: str, environment: dict[str, pulumi.Input[str]] | None = None) -> aws.lambda_.Function:
+        """A function with its role and log group; `environment` adds to the shared variables."""
         s, tags = self.s, self.tags
         full = f"{s.cluster}-{name}"
         group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/lambda/{full}",
@@ -147,7 +167,8 @@ class Builder:
         return aws.lambda_.Function(
             name, name=full, description=f"Skiff {s.cluster}: {description}", role=role.arn,
             runtime=s.lambda_runtime, architectures=["x86_64"], handler=handler, code=self.bundle,
-            memory_size=s.lambda_memory_mb, timeout=timeout, environment=self.environment, tags=tags,
+            memory_size=s.lambda_memory_mb, timeout=timeout, tags=tags,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={**self.environment, **(environment or {})}),
             # The log group must exist before Lambda would create it without a retention.
             opts=pulumi.ResourceOptions(depends_on=[group, role]))
 
@@ -162,9 +183,13 @@ class Builder:
         ])
 
     def controllers(self, *, account: iam.Account, launch_template: aws.ec2.LaunchTemplate,
-                    security_group: aws.ec2.SecurityGroup, node_role: aws.iam.Role) -> ControlPlane:
+                    security_group: aws.ec2.SecurityGroup, node_role: aws.iam.Role,
+                    node_subnet_ids: pulumi.Input[list[str]]) -> ControlPlane:
         """The stream functions with their mappings, and the scheduled ones with their rules."""
         s, tags, tables = self.s, self.tags, self.tables
+        # Where the launchers put nodes: the network's subnets, which are in the security group's VPC.
+        launcher_env: dict[str, pulumi.Input[str]] = {
+            "SKIFF_NODE_SUBNET_IDS": pulumi.Output.from_input(node_subnet_ids).apply(lambda ids: ",".join(ids))}
         objects = tables["objects"]
         failures = aws.sqs.Queue("stream-failures", name=f"{s.cluster}-stream-failures",
                                  message_retention_seconds=14 * 24 * 3600, sqs_managed_sse_enabled=True, tags=tags)
@@ -179,10 +204,15 @@ class Builder:
         mappings: dict[str, aws.lambda_.EventSourceMapping] = {}
         for spec in stream_functions(s.split_controllers):
             handler = handlers[spec.chalice_name]
+            # Lambda keeps 256 characters of description: the controllers it runs, or else the kinds it reads.
+            runs = f"running {', '.join(spec.controllers)}" if spec.controllers else f"({', '.join(spec.kinds)})"
+            environment = {**(launcher_env if spec.launches_nodes else {}),
+                           **({"SKIFF_CONTROLLERS": ",".join(spec.controllers)} if spec.controllers else {})}
             fn = self.function(spec.name, handler=handler.handler, timeout=spec.timeout,
-                               description=f"stream handler {spec.chalice_name} ({', '.join(spec.kinds)})",
+                               description=f"stream handler {spec.chalice_name} {runs}",
                                statements=[*_table_statements(tables, DATA_TABLES), *stream_read,
-                                           *(launcher if spec.launches_nodes else [])])
+                                           *(launcher if spec.launches_nodes else [])],
+                               environment=environment)
             stream[spec.name] = fn
             mappings[spec.name] = aws.lambda_.EventSourceMapping(
                 f"{spec.name}-stream", function_name=fn.arn, event_source_arn=objects.stream_arn,
@@ -200,7 +230,8 @@ class Builder:
             # The resync runs every sync, the provisioner's included, so it needs what both need.
             fn = self.function(sched.name, handler=sched.handler, timeout=120,
                                description=f"scheduled {sched.name} ({sched.schedule_expression})",
-                               statements=[*_table_statements(tables, DATA_TABLES), *launcher])
+                               statements=[*_table_statements(tables, DATA_TABLES), *launcher],
+                               environment=launcher_env)
             scheduled[sched.name] = fn
             rule = aws.cloudwatch.EventRule(f"{sched.name}-schedule", name=f"{s.cluster}-{sched.name}",
                                             schedule_expression=sched.schedule_expression, tags=tags)

@@ -27,6 +27,7 @@ UNSCOPABLE = {
     "ec2:DescribeInstances": "EC2 Describe* actions have no resource-level permissions",
     "ec2:DescribeInstanceTypes": "EC2 Describe* actions have no resource-level permissions",
     "ec2:DescribeAvailabilityZones": "EC2 Describe* actions have no resource-level permissions",
+    "ec2:DescribeSubnets": "EC2 Describe* actions have no resource-level permissions",
     "ec2:DescribeImages": "EC2 Describe* actions have no resource-level permissions",
     "ecr:GetAuthorizationToken": "the registry login token is account-wide; ECR allows only \"*\" here",
 }

@@ -139,6 +139,9 @@ def fleet(s: StackSettings, *, account: iam.Account, net: Network, tags: dict[st
         # Resolved by EC2 at each launch: nodes get the current AMI without a new template version.
         image_id=f"resolve:ssm:{s.ami_parameter}",
         iam_instance_profile={"arn": profile.arn},
+        # Groups by id, no network interface: the provisioner names the subnet at the instance level
+        # (RunInstances' SubnetId, from SKIFF_NODE_SUBNET_IDS), which EC2 refuses beside a template's
+        # network interface; the subnet's own setting gives the node its public address.
         vpc_security_group_ids=[group.id],
         metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1,
                           "instance_metadata_tags": "disabled"},

@@ -357,6 +357,27 @@ def test_default_network_is_the_default_vpc(deployed: Deployment) -> None:
     assert not deployed.of_type("aws:ec2/vpc:Vpc")
 
 
+def test_the_launchers_launch_into_the_networks_subnets(deployed: Deployment) -> None:
+    """The provisioner and the resync launch nodes; they name the subnets (the default VPC's, here), so
+    nodes land in the security group's VPC. The others launch nothing and are not told."""
+    fns = _functions(deployed)
+    for name in ("provisioner", "resync"):
+        assert fns[name]["environment"]["variables"]["SKIFF_NODE_SUBNET_IDS"] == "subnet-a,subnet-b"
+        by_sid = {s["Sid"]: s for s in _statements(deployed, f"{name}-role")}
+        assert "ec2:DescribeSubnets" in by_sid["Describe"]["Action"]
+        assert any(r.endswith(":subnet/*") for r in by_sid["LaunchFromTemplate"]["Resource"])
+    for name in ("api", "controllers"):
+        assert "SKIFF_NODE_SUBNET_IDS" not in fns[name]["environment"]["variables"]
+    template = deployed.one("aws:ec2/launchTemplate:LaunchTemplate", "node-template").inputs
+    # RunInstances' SubnetId goes with groups named in the template, not with a network interface there.
+    assert template["vpcSecurityGroupIds"] == ["sg-0123456789abcdef0"] and not template.get("networkInterfaces")
+
+
+def test_by_default_one_function_runs_every_controller(deployed: Deployment) -> None:
+    for fn in _functions(deployed).values():
+        assert "SKIFF_CONTROLLERS" not in fn["environment"]["variables"]
+
+
 def test_container_log_group_is_the_one_the_api_reads(deployed: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib import settings
 
