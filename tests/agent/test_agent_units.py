@@ -224,3 +224,50 @@ def test_the_local_fleet_gives_each_agent_its_own_address_and_facts(tmp_path: Pa
     assert config.node.name == node.name and config.instance_id == "i-1" and config.bootstrap_token == "b"
     assert config.node.taints == [{"key": "k", "effect": "NoSchedule"}] and config.host_port_address == "127.0.1.1"
     assert config.node.allocatable() == node.allocatable()
+
+
+def test_instance_facts_come_from_imdsv2() -> None:
+    import http.server
+    import threading
+
+    from skiff_agent import imds
+
+    facts = {"instance-id": "i-0abc", "placement/availability-zone": "eu-west-1b", "placement/region": "eu-west-1",
+             "instance-type": "m5.large", "local-ipv4": "10.1.2.3", "local-hostname": "ip-10-1-2-3.ec2.internal"}
+    seen: list[str] = []
+
+    class IMDS(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+            assert self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+            self._answer("session-token")
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("X-aws-ec2-metadata-token", ""))
+            key = self.path.removeprefix("/latest/meta-data/")
+            if key in facts:
+                self._answer(facts[key])
+            else:
+                self.send_error(404)
+
+        def _answer(self, text: str) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), IMDS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        got = imds.read(url)
+        config = from_env({"SKIFF_API_URL": "https://api", "SKIFF_BOOTSTRAP_TOKEN": "b", "SKIFF_IMDS_URL": url,
+                           "SKIFF_STATE_DIR": "/nonexistent"})
+    finally:
+        server.shutdown()
+    assert got.provider_id == "aws:///eu-west-1b/i-0abc" and got.region == "eu-west-1"
+    assert set(seen) == {"session-token"}, "every read carries the IMDSv2 session token"
+    assert config.node.name == "ip-10-1-2-3.ec2.internal" and config.instance_id == "i-0abc"
+    assert config.node.instance_type == "m5.large" and config.node.internal_ip == "10.1.2.3"
+    assert config.node.node_labels()["topology.kubernetes.io/zone"] == "eu-west-1b"
