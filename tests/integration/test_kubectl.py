@@ -47,7 +47,7 @@ def test_apply_with_default_validation_then_unchanged_then_configured(live: Live
     assert "deployment.apps/web configured" in out
     dep = json.loads(live.kubectl("get", "-n", "apply-test", "deployment", "web", "-o", "json").stdout)
     assert dep["spec"]["replicas"] == 4
-    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}  # as the manifest says
     assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
 
 
