@@ -30,11 +30,17 @@ Obj = dict[str, Any]
 NODE_LABEL = "io.skiff.node"  # skiff_agent.labels.NODE
 
 
-def loopback_address(index: int) -> str:
-    """The node's own loopback address (127.0.1.1, 127.0.1.2, ...): Linux routes all of 127/8 to lo."""
-    if not 0 <= index < 254 * 256:
+def loopback_address(index: int, prefix: str | None = None) -> str:
+    """The node's own loopback address (127.0.1.1, 127.0.1.2, ...): Linux routes all of 127/8 to lo. Clusters
+    running side by side on one machine choose different prefixes (SKIFF_NODE_ADDRESS_PREFIX, default 127.0),
+    so their nodes' hostPorts do not meet."""
+    prefix = prefix or os.environ.get("SKIFF_NODE_ADDRESS_PREFIX") or "127.0"
+    parts = prefix.split(".")
+    if len(parts) != 2 or parts[0] != "127" or not parts[1].isdigit() or not 0 <= int(parts[1]) <= 255:
+        raise ValueError(f"SKIFF_NODE_ADDRESS_PREFIX must be 127.<0-255>, not {prefix!r}")
+    if not 0 <= index < 254 * 254:
         raise ValueError(f"no loopback address for node index {index}")
-    return f"127.0.{1 + index // 254}.{1 + index % 254}"
+    return f"{prefix}.{1 + index // 254}.{1 + index % 254}"
 
 
 def agent_env(config: NodeConfig, *, api_url: str, ca_file: Path, bootstrap_token: str, instance_id: str,

@@ -138,6 +138,13 @@ def serve(layout: Layout, *, host: str, port: int, moto_port: int, aws_endpoint:
         if not port_free(host, p):
             raise StartError(f"port {p} on {host} is already in use, so {what} cannot listen there. "
                              f"Stop what uses it, or choose another port with {flag}.")
+    if real_nodes:
+        from skiff.agentproc import loopback_address
+
+        try:
+            loopback_address(0)
+        except ValueError as e:
+            raise StartError(str(e)) from e
     docker_client = docker_client_or_fail() if real_nodes else None
     layout.home.mkdir(parents=True, exist_ok=True)
     progress("starting moto server as the local AWS" if not aws_endpoint else f"using the AWS at {aws_endpoint}")

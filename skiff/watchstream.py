@@ -11,6 +11,7 @@ sequence of the handler's own responses, joined.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -32,7 +33,7 @@ class StreamingRequestHandler(ChaliceRequestHandler):
         if self.command == "GET" and (query.get("watch") or [""])[-1].lower() in ("true", "1"):
             try:
                 self._stream_watch(query)
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):  # the client went away mid-watch
                 self.close_connection = True
             return
         super()._generic_handle()

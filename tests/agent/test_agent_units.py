@@ -214,7 +214,11 @@ def test_configuration_from_the_environment(tmp_path: Path) -> None:
 def test_the_local_fleet_gives_each_agent_its_own_address_and_facts(tmp_path: Path) -> None:
     from skiff.agentproc import agent_env, loopback_address
 
-    assert [loopback_address(i) for i in (0, 1, 253, 254)] == ["127.0.1.1", "127.0.1.2", "127.0.1.254", "127.0.2.1"]
+    assert [loopback_address(i, "127.0") for i in (0, 1, 253, 254)] == ["127.0.1.1", "127.0.1.2", "127.0.1.254",
+                                                                       "127.0.2.1"]
+    assert loopback_address(0, "127.42") == "127.42.1.1"
+    with pytest.raises(ValueError, match="127.<0-255>"):
+        loopback_address(0, "10.0")
     node = NodeConfig(name="ip-10-0-0-1.ec2.internal", provider_id="aws:///z/i-1", zone="z", cpu_milli=2000,
                       internal_ip="127.0.1.1", taints=[{"key": "k", "effect": "NoSchedule"}], labels={"l": "v"})
     env = agent_env(node, api_url="https://a", ca_file=tmp_path / "ca", bootstrap_token="b", instance_id="i-1",

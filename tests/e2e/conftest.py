@@ -73,7 +73,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any) -> Ite
     home = tmp_path_factory.mktemp("skiff-e2e")
     env = {**os.environ, "SKIFF_HOME": str(home), "SKIFF_STREAM_BATCH_WINDOW_SECONDS": "0.2",
            "SKIFF_RESYNC_SECONDS": "2", "SKIFF_CONTROLLER_WORKERS": "4", "SKIFF_NODE_MONITOR_GRACE_SECONDS": "15",
-           "SKIFF_FLEET_POLL_SECONDS": "1", "SKIFF_BACKOFF_SECONDS": "2"}
+           "SKIFF_FLEET_POLL_SECONDS": "1", "SKIFF_BACKOFF_SECONDS": "2",
+           "SKIFF_NODE_ADDRESS_PREFIX": "127.42"}  # nodes' addresses apart from any other local cluster
     env.pop("AWS_ENDPOINT_URL", None)
     up = subprocess.run([sys.executable, "-m", "skiff.cli", "up", "--detach", "--port", str(free_port()),
                          "--aws-port", str(free_port()), "--registry-port", str(free_port()), "--nodes", "2"],

@@ -59,7 +59,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path, docker_engine: Any) -> 
     proc = subprocess.Popen([sys.executable, "-m", "skiff.cli", "up", "--nodes", "1", "--port", str(free_port()),
                              "--aws-port", str(free_port()), "--registry-port", str(free_port())],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(tmp_path, SKIFF_FLEET_POLL_SECONDS="1"))
+                            env=_env(tmp_path, SKIFF_FLEET_POLL_SECONDS="1", SKIFF_NODE_ADDRESS_PREFIX="127.43"))
     try:
         deadline = time.monotonic() + 120
         state: dict[str, Any] = {}
