@@ -32,7 +32,6 @@ from skiff_agent.api import MERGE_PATCH, ApiError, HTTPTransport, Transport, dec
 from skiff_agent.node import (
     DEFAULT_MAX_PODS,
     HEALTHY,
-    KUBELET_VERSION,
     Condition,
     NodeConfig,
     NodeReporter,
@@ -47,7 +46,9 @@ HOLLOW_CONDITIONS: tuple[Condition, ...] = (
     *HEALTHY[:-1],
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status (hollow node: no containers run)"),
 )
-HOLLOW_RUNTIME = RuntimeInfo(container_runtime="hollow://0.1.0", os_image="Skiff hollow node", kernel="hollow",
+KUBELET_VERSION = "v1.32.0-skiff-hollow"
+HOLLOW_RUNTIME = RuntimeInfo(container_runtime="hollow://0.1.0", kubelet_version=KUBELET_VERSION,
+                             os_image="Skiff hollow node", kernel="hollow",
                              annotations={"skiff.io/hollow": "true"},
                              ready_message="kubelet is posting ready status (hollow node: no containers run)")
 FINISHED = ("Succeeded", "Failed")

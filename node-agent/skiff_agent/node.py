@@ -122,6 +122,7 @@ class RuntimeInfo:
     """What the node says about the software running it (Node.status.nodeInfo)."""
 
     container_runtime: str = "docker://unknown"
+    kubelet_version: str = KUBELET_VERSION
     os_image: str = "Skiff node"
     kernel: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -240,7 +241,8 @@ class NodeReporter:
         status_body = {
             "capacity": self.config.capacity(), "allocatable": self.config.allocatable(), "conditions": conditions,
             "addresses": addresses, "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
+            "nodeInfo": {"kubeletVersion": self.runtime.kubelet_version,
+                         "kubeProxyVersion": self.runtime.kubelet_version,
                          "containerRuntimeVersion": self.runtime.container_runtime, "operatingSystem": "linux",
                          "architecture": self.config.arch, "osImage": self.runtime.os_image,
                          "kernelVersion": self.runtime.kernel, "machineID": self.config.machine_id or self.name,
