@@ -236,9 +236,26 @@ def delete_options(req: Request) -> Obj:
     return opts
 
 
+DELETE_ATTEMPTS = 5
+
+
 def delete(req: Request, target: Target, ident: Identity) -> Response:
-    res = target.resource
+    """Delete or mark for deletion. Like kube-apiserver, a delete that names no resourceVersion is retried
+    when the object changed between our read and our write (a node's status write, say): the client asked
+    to delete whatever is there, not a particular version."""
     opts = delete_options(req)
+    pinned = bool((opts.get("preconditions") or {}).get("resourceVersion"))
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            return _delete_once(req, target, ident, opts)
+        except errors.Conflict as e:
+            if pinned or attempt == DELETE_ATTEMPTS - 1 or not getattr(e, "stale_write", False):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _delete_once(req: Request, target: Target, ident: Identity, opts: Obj) -> Response:
+    res = target.resource
     old = read(target)
     authorize(ident, "delete", target, old)
     md = dict(old.get("metadata") or {})
@@ -264,7 +281,9 @@ def delete(req: Request, target: Target, ident: Identity) -> Response:
             return ok(old, 202)
         return ok(store.update(res.key, key_of(target), marked, rv, prev=summary(res, old)), 202)
     except Exception as e:  # noqa: BLE001
-        raise translate_store_errors(res, target.name or "", e, creating=False) from e
+        translated = translate_store_errors(res, target.name or "", e, creating=False)
+        translated.stale_write = isinstance(e, store.StoreConflict)  # type: ignore[attr-defined]
+        raise translated from e
 
 
 def _mark_for_deletion(res: ResourceInfo, old: Obj, opts: Obj) -> Obj | None:
