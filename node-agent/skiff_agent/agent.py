@@ -79,7 +79,7 @@ class Agent:
         except Exception:  # noqa: BLE001 - reported as unknown; Ready says whether Docker answers
             log.warning("could not ask Docker for its version")
         self._docker_ok = True
-        self.reporter = NodeReporter(config.node, self.api, conditions=self.conditions,
+        self.reporter = NodeReporter(config.node, self.api, conditions=self.conditions, async_events=True,
                                      runtime=RuntimeInfo(container_runtime=f"docker://{version}",
                                                          os_image="Skiff node", kernel=os.uname().release))
         self.runtime = Runtime(docker_client, self.name, sandbox_image=config.sandbox_image,
@@ -119,6 +119,7 @@ class Agent:
         for t in self._threads:
             if t.name == "agent-heartbeat":
                 t.join(max(0.0, deadline - time.monotonic()))
+        self.reporter.close()
         self.api.close()
 
     def wait(self) -> None:

@@ -135,7 +135,8 @@ class NodeReporter:
 
     def __init__(self, config: NodeConfig, api: Transport, *, runtime: RuntimeInfo | None = None,
                  conditions: Callable[[], Sequence[Condition]] | None = None, lease_duration_seconds: int = 40,
-                 status_report_seconds: float = 60.0, record_events: bool = True) -> None:
+                 status_report_seconds: float = 60.0, record_events: bool = True,
+                 async_events: bool = False) -> None:
         self.config = config
         self.api = api
         self.runtime = runtime or RuntimeInfo()
@@ -143,6 +144,8 @@ class NodeReporter:
         self.lease_duration_seconds = lease_duration_seconds
         self.status_report_seconds = status_report_seconds
         self.record_events = record_events
+        self.async_events = async_events
+        self._events: Any = None
         self.registered = False
         self.orphaned = False  # the Node was deleted under us: no more heartbeats
         self.uid = ""
@@ -303,9 +306,25 @@ class NodeReporter:
                          "renewTime": micro_stamp()}}
 
     def event(self, involved: Obj, namespace: str, reason: str, message: str, kind: str = "Normal") -> None:
-        """An Event from this kubelet; losing one is logged, never fatal."""
+        """An Event from this kubelet; losing one is logged, never fatal. With `async_events` it is posted
+        by a background thread, so a pod's start never waits for its Events."""
         if not self.record_events:
             return
+        if self.async_events:
+            if self._events is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
+            self._events.submit(self._post_event, involved, namespace, reason, message, kind)
+            return
+        self._post_event(involved, namespace, reason, message, kind)
+
+    def close(self) -> None:
+        """Drop Events not yet posted (the agent is stopping)."""
+        if self._events is not None:
+            self._events.shutdown(wait=False, cancel_futures=True)
+
+    def _post_event(self, involved: Obj, namespace: str, reason: str, message: str, kind: str) -> None:
         now = stamp()
         event = {"apiVersion": "v1", "kind": "Event",
                  "metadata": {"name": f"{involved['name']}.{secrets.token_hex(8)}", "namespace": namespace},

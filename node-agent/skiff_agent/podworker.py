@@ -577,7 +577,7 @@ class PodWorker:
         old = pod.get("status") or {}
         status: Obj = {
             "phase": pod_phase,
-            "conditions": conditions(old.get("conditions") or [], sandbox_ready=sandbox_ready,
+            "conditions": conditions(self._previous_conditions(old), sandbox_ready=sandbox_ready,
                                      initialized=initialized, containers_ready=containers_ready,
                                      pod_phase=pod_phase, now=now),
             "hostIP": self.node.host_ip, "hostIPs": [{"ip": self.node.host_ip}],
@@ -589,6 +589,17 @@ class PodWorker:
         if init_views:
             status["initContainerStatuses"] = [v.as_status() for v in init_views]
         return status
+
+    def _previous_conditions(self, seen: Obj) -> list[Obj]:
+        """The conditions to compute transitions from: those this worker wrote last, not the API's copy,
+        which lags until the watch echoes the write back (reading it would make every pass look like a
+        transition, and each one a write). Conditions others set (a scheduler, readiness gates) still
+        come from the API."""
+        if self._reported is None:
+            return list(seen.get("conditions") or [])
+        mine = {str(c.get("type")): c for c in self._reported.get("conditions") or []}
+        merged = [mine.pop(str(c.get("type")), c) for c in seen.get("conditions") or []]
+        return merged + list(mine.values())
 
     def _report(self, pod: Obj, latest: dict[str, ContainerRecord]) -> None:
         status = self.build_status(pod, latest)

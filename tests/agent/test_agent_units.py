@@ -275,3 +275,20 @@ def test_instance_facts_come_from_imdsv2() -> None:
     assert config.node.name == "ip-10-1-2-3.ec2.internal" and config.instance_id == "i-0abc"
     assert config.node.instance_type == "m5.large" and config.node.internal_ip == "10.1.2.3"
     assert config.node.node_labels()["topology.kubernetes.io/zone"] == "eu-west-1b"
+
+
+def test_transitions_are_computed_from_what_the_worker_wrote_not_the_lagging_api_copy() -> None:
+    from skiff_agent.podworker import PodWorker
+
+    worker = PodWorker.__new__(PodWorker)
+    worker._reported = {"conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "T0"},
+                                       {"type": "Ready", "status": "True", "lastTransitionTime": "T5"}]}
+    lagging = {"conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "T0"},
+                              {"type": "Ready", "status": "False", "lastTransitionTime": "T1"},
+                              {"type": "example.com/gate", "status": "True", "lastTransitionTime": "T2"}]}
+    previous = {c["type"]: c for c in worker._previous_conditions(lagging)}
+    assert previous["Ready"]["lastTransitionTime"] == "T5", "our own last write wins over the API's older copy"
+    assert previous["example.com/gate"]["lastTransitionTime"] == "T2", "others' conditions come from the API"
+    again = conditions(list(previous.values()), sandbox_ready=True, initialized=True, containers_ready=True,
+                       pod_phase="Running", now="T9")
+    assert {c["type"]: c["lastTransitionTime"] for c in again}["Ready"] == "T5", "no transition, no new time"
