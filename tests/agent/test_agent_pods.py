@@ -6,23 +6,12 @@ from __future__ import annotations
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from tests.agent.conftest import AgentNode
+from tests.waiting import wait_until
 
 BUSYBOX = "skiff-test/busybox:1"
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
 
 
 def unique(prefix: str) -> str:

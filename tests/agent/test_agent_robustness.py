@@ -18,7 +18,8 @@ import pytest
 
 from tests.agent.conftest import AgentNode, node_token, remove_node_containers
 from tests.agent.tcpproxy import TCPProxy
-from tests.agent.test_agent_pods import BUSYBOX, statuses, unique, wait_until
+from tests.agent.test_agent_pods import BUSYBOX, statuses, unique
+from tests.waiting import wait_until
 
 
 @dataclass

@@ -11,25 +11,14 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Cluster
+from tests.waiting import wait_until
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -210,5 +199,5 @@ def test_deleting_everything_leaves_no_container(cluster: Cluster, images: dict[
     assert containers()
     cluster.kubectl("delete", "namespace", "e2e-gone", timeout=120)
     wait_until("the namespace gone", lambda: cluster.kubectl("get", "namespace", "e2e-gone",
-                                                             check=False).returncode != 0)
+                                                             check=False).returncode != 0, timeout=90)
     wait_until("no container of its pods left", lambda: not containers(), timeout=60)
