@@ -106,9 +106,10 @@ def local_cluster() -> Iterator[Cluster]:
     env = {**os.environ, "SKIFF_HOME": str(home), "SKIFF_STREAM_BATCH_WINDOW_SECONDS": "0.2"}
     env.pop("AWS_ENDPOINT_URL", None)
     try:
+        # no nodes of skiff up's own: the benchmark's agents are the cluster's only nodes
         up = subprocess.run([sys.executable, "-m", "skiff.cli", "up", "--detach", "--port", str(port),
-                             "--aws-port", str(aws_port)], capture_output=True, text=True, env=env, timeout=180,
-                            cwd=ROOT)
+                             "--aws-port", str(aws_port), "--nodes", "0", "--node-runtime", "hollow"],
+                            capture_output=True, text=True, env=env, timeout=180, cwd=ROOT)
         if up.returncode != 0:
             raise RuntimeError(f"skiff up failed:\n{up.stdout}\n{up.stderr}")
         kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
