@@ -225,7 +225,7 @@ class PodWorker:
         spec = pod.get("spec") or {}
         policy = str(spec.get("restartPolicy") or "Always")
         if self._already_final(pod):
-            self._report(pod, latest)
+            self._report(pod, records)
             return
         sandbox = latest.get(L.SANDBOX)
         if sandbox is None or not sandbox.running:
@@ -242,9 +242,10 @@ class PodWorker:
         if initialized:
             for c in spec.get("containers") or []:
                 self._converge(c, "container", ctx, latest.get(str(c.get("name"))), policy, now)
-        self._probe(pod, self.node.runtime.containers(self.uid), now)
-        self._prune(records, latest)
-        self._report(pod, _latest(self.node.runtime.containers(self.uid)))
+        records = self.node.runtime.containers(self.uid)  # what the steps above started or found ended
+        self._probe(pod, records, now)
+        self._prune(records)
+        self._report(pod, records)
 
     def _already_final(self, pod: Obj) -> bool:
         """Succeeded or Failed is for ever: nothing is started again."""
@@ -496,7 +497,7 @@ class PodWorker:
             self._inspect_cache[key] = info
         return self._inspect_cache[key]
 
-    def _prune(self, records: list[ContainerRecord], latest: dict[str, ContainerRecord]) -> None:
+    def _prune(self, records: list[ContainerRecord]) -> None:
         """Keep the latest and the previous attempt of each container (for lastState); remove older ones."""
         by_name: dict[str, list[ContainerRecord]] = {}
         for r in records:
@@ -508,7 +509,6 @@ class PodWorker:
                 if not r.running:
                     self.node.runtime.remove(r.id)
                     self._inspect_cache = {k: v for k, v in self._inspect_cache.items() if k[0] != r.id}
-        del latest
 
     # --- status ---
 
@@ -557,9 +557,9 @@ class PodWorker:
             views.append(view)
         return views
 
-    def build_status(self, pod: Obj, latest: dict[str, ContainerRecord]) -> Obj:
+    def build_status(self, pod: Obj, records: list[ContainerRecord]) -> Obj:
         spec = pod.get("spec") or {}
-        records = self.node.runtime.containers(self.uid)
+        latest = _latest(records)
         policy = str(spec.get("restartPolicy") or "Always")
         init_views = self._views(pod, latest, records, spec.get("initContainers") or [], "init")
         views = self._views(pod, latest, records, spec.get("containers") or [], "container")
@@ -601,8 +601,8 @@ class PodWorker:
         merged = [mine.pop(str(c.get("type")), c) for c in seen.get("conditions") or []]
         return merged + list(mine.values())
 
-    def _report(self, pod: Obj, latest: dict[str, ContainerRecord]) -> None:
-        status = self.build_status(pod, latest)
+    def _report(self, pod: Obj, records: list[ContainerRecord]) -> None:
+        status = self.build_status(pod, records)
         if self._reported is not None and comparable(status) == comparable(self._reported):
             return
         creating = status["phase"] == "Pending" and all(
