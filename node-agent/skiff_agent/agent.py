@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from skiff_agent import configvolumes
 from skiff_agent import labels as L
 from skiff_agent.api import ApiError, HTTPTransport
 from skiff_agent.config import AgentConfig
@@ -87,7 +88,8 @@ class Agent:
         self.context = NodeContext(node_name=self.name, host_ip=config.node.internal_ip or "127.0.0.1",
                                    api=self.api, runtime=self.runtime, images=images, events=self.reporter,
                                    logs=logs, stream_name=stream_name, configmaps=self._configmap,
-                                   backoff_initial=config.backoff_seconds)
+                                   backoff_initial=config.backoff_seconds,
+                                   volume_root=config.state_dir / "volumes")
         self.workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -270,6 +272,7 @@ class Agent:
         for uid in {r.pod_uid for r in orphans}:
             for volume in self.runtime.volumes(uid):
                 self.runtime.remove_volume(volume)
+            configvolumes.remove(self.context.volume_root / uid)
 
     def _configmap(self, namespace: str, name: str) -> Obj | None:
         try:

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from skiff_agent import containerspec
+from skiff_agent import configvolumes, containerspec
 from skiff_agent import labels as L
 from skiff_agent.api import MERGE_PATCH, ApiError, ApiUnreachable, Transport
 from skiff_agent.images import ImagePullError
@@ -66,6 +68,7 @@ class NodeContext:
     stream_name: Callable[[str, str, str, str, int], str] | None = None
     configmaps: containerspec.ConfigMapGetter | None = None
     clock: Callable[[], float] = time.monotonic
+    volume_root: Path = Path(tempfile.gettempdir()) / "skiff-agent-volumes"  # configMap volumes' files
     backoff_initial: float = BACKOFF_INITIAL
     backoff_max: float = BACKOFF_MAX
     status_writes: dict[str, int] = field(default_factory=dict)  # pod uid -> status writes (for benchmarks)
@@ -234,7 +237,14 @@ class PodWorker:
             latest = _latest(records)
         elif not self.sandbox_ip:
             self.sandbox_ip = self.node.runtime.ip_of(sandbox.id)
-        volumes, kinds = self._volumes(pod)
+        try:
+            volumes, kinds = self._volumes(pod)
+        except configvolumes.VolumeError as e:
+            if ("FailedMount", str(e)) not in self._announced:
+                self._announced.add(("FailedMount", str(e)))
+                self._event("FailedMount", str(e), kind="Warning")
+            self._report(pod, self.node.runtime.containers(self.uid))
+            return
         ctx = containerspec.PodContext(pod=pod, node_name=self.node.node_name, host_ip=self.node.host_ip,
                                        pod_ip=self.sandbox_ip, sandbox_id=sandbox.id, volumes=volumes,
                                        volume_kinds=kinds)
@@ -269,6 +279,8 @@ class PodWorker:
                                state="running")
 
     def _volumes(self, pod: Obj) -> tuple[dict[str, str], dict[str, str]]:
+        """The pod's volumes, ready to mount: emptyDir as a Docker volume, configMap as a projected directory.
+        VolumeError when one cannot be set up (the containers wait, as kubelet's do)."""
         volumes: dict[str, str] = {}
         kinds: dict[str, str] = {}
         for v in (pod.get("spec") or {}).get("volumes") or []:
@@ -278,6 +290,13 @@ class PodWorker:
                 volumes[name] = self.node.runtime.ensure_volume(L.volume_name(self.node.node_name, self.uid, name),
                                                                 self.uid, tmpfs=medium == "Memory")
                 kinds[name] = "volume"
+            elif "configMap" in v:
+                source = v.get("configMap") or {}
+                getter = self.node.configmaps or (lambda ns, n: None)
+                directory = self.node.volume_root / self.uid / name
+                configvolumes.project(directory, name, source, getter(self.namespace, str(source.get("name") or "")))
+                volumes[name] = str(directory)
+                kinds[name] = "bind"
         return volumes, kinds
 
     # --- init containers and sidecars ---
@@ -650,6 +669,7 @@ class PodWorker:
             self.node.runtime.remove(r.id)
         for volume in self.node.runtime.volumes(self.uid):
             self.node.runtime.remove_volume(volume)
+        configvolumes.remove(self.node.volume_root / self.uid)
         if not self._gone:
             path = f"/api/v1/namespaces/{quote(self.namespace)}/pods/{quote(self.name)}"
             try:

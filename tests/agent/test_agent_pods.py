@@ -264,3 +264,45 @@ def test_the_node_registers_with_its_facts_and_renews_its_lease(agent_node: Agen
     first = lease["spec"]["renewTime"]
     assert wait_until("a lease renewal", lambda: agent_node.kubectl_json(
         "get", "lease", "-n", "kube-node-lease", agent_node.name)["spec"]["renewTime"] != first, timeout=25)
+
+
+def test_a_config_map_volume_mounts_its_keys_and_follows_edits(agent_node: AgentNode) -> None:
+    name = unique("cfgvol")
+    agent_node.live.kubectl("create", "configmap", f"{name}-cfg", "--from-literal=app.conf=mode=one")
+    agent_node.apply({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 0,
+                 "volumes": [{"name": "cfg", "configMap": {"name": f"{name}-cfg"}}],
+                 "containers": [{"name": "c", "image": BUSYBOX,
+                                 "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app", "readOnly": True}],
+                                 "command": ["sh", "-c", "while true; do cat /etc/app/app.conf; echo; sleep 0.5; done"],
+                                 "readinessProbe": {"exec": {"command": ["grep", "-q", "mode=two",
+                                                                         "/etc/app/app.conf"]},
+                                                    "periodSeconds": 1}}]}})
+    wait_until("the pod Running", lambda: agent_node.pod(name)["status"].get("phase") == "Running")
+    assert condition(agent_node.pod(name), "Ready") == "False", "the file says mode=one"
+    agent_node.live.kubectl("patch", "configmap", f"{name}-cfg", "--type=merge", "-p",
+                            '{"data": {"app.conf": "mode=two"}}')
+    wait_until("the edit to reach the file (readiness passes)", lambda: ready_pod(agent_node, name), timeout=60)
+    delete(agent_node, name)
+
+
+def test_a_missing_config_map_holds_the_pod_with_failed_mount(agent_node: AgentNode) -> None:
+    name = unique("nocfg")
+    agent_node.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                      "spec": {"terminationGracePeriodSeconds": 0,
+                               "volumes": [{"name": "cfg", "configMap": {"name": "does-not-exist"}}],
+                               "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"],
+                                               "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]}})
+    failed = wait_until("a FailedMount event", lambda: [e for e in events(agent_node, name)
+                                                       if e["reason"] == "FailedMount"])
+    assert 'configmap "does-not-exist" not found' in failed[0]["message"]
+    def reported() -> dict[str, Any] | None:
+        pod = agent_node.pod(name)
+        return pod if statuses(pod) else None
+
+    pod = wait_until("the pod's status", reported)
+    assert pod["status"].get("phase") == "Pending"
+    assert statuses(pod)["c"]["state"]["waiting"]["reason"] == "ContainerCreating"
+    delete(agent_node, name)
+

@@ -292,3 +292,24 @@ def test_transitions_are_computed_from_what_the_worker_wrote_not_the_lagging_api
     again = conditions(list(previous.values()), sandbox_ready=True, initialized=True, containers_ready=True,
                        pod_phase="Running", now="T9")
     assert {c["type"]: c["lastTransitionTime"] for c in again}["Ready"] == "T5", "no transition, no new time"
+
+
+def test_config_map_volumes_project_keys_items_and_modes(tmp_path: Path) -> None:
+    from skiff_agent.configvolumes import VolumeError, project
+
+    cm = {"data": {"app.conf": "a=1", "other": "x"}}
+    project(tmp_path / "v", "cfg", {"name": "c"}, cm)
+    assert (tmp_path / "v" / "app.conf").read_text() == "a=1" and (tmp_path / "v" / "other").read_text() == "x"
+    assert ((tmp_path / "v" / "app.conf").stat().st_mode & 0o777) == 0o644
+    project(tmp_path / "v", "cfg", {"name": "c", "defaultMode": 0o600,
+                                     "items": [{"key": "app.conf", "path": "conf/app.conf", "mode": 0o400}]}, cm)
+    assert sorted(p.relative_to(tmp_path / "v").as_posix() for p in (tmp_path / "v").rglob("*")) == \
+        ["conf", "conf/app.conf"], "keys no longer projected are removed"
+    assert ((tmp_path / "v" / "conf" / "app.conf").stat().st_mode & 0o777) == 0o400
+    with pytest.raises(VolumeError, match='configmap "c" not found'):
+        project(tmp_path / "w", "cfg", {"name": "c"}, None)
+    project(tmp_path / "w", "cfg", {"name": "c", "optional": True}, None)
+    with pytest.raises(VolumeError, match="non-existent config key: nope"):
+        project(tmp_path / "w", "cfg", {"name": "c", "items": [{"key": "nope", "path": "n"}]}, cm)
+    with pytest.raises(VolumeError, match="may not contain"):
+        project(tmp_path / "w", "cfg", {"name": "c", "items": [{"key": "other", "path": "../escape"}]}, cm)
