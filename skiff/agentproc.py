@@ -129,6 +129,14 @@ class AgentProcess:
         self.remove_containers()
         return ok
 
+    def credential(self) -> str:
+        """The node credential the agent obtained (kept in its state directory), or ""."""
+        path = Path(self.env.get("SKIFF_STATE_DIR", "")) / f"{self.name}.token"
+        try:
+            return path.read_text().strip()
+        except OSError:
+            return ""
+
     def remove_containers(self) -> int:
         if self.docker is None:
             return 0

@@ -379,8 +379,10 @@ class Fleet:
             if not member.node.stop(timeout):
                 log.error("fleet: hollow node %s did not stop within %.0fs", member.node.name, timeout)
             try:
-                if member.token:
-                    self._revoke_token(member.token)
+                # a real agent's credential is the one it obtained by the bootstrap exchange: the machine is gone
+                token = member.token or (member.node.credential() if hasattr(member.node, "credential") else "")
+                if token:
+                    self._revoke_token(token)
             except Exception:  # noqa: BLE001 - a token left behind is logged, not fatal
                 log.exception("fleet: could not revoke the token of hollow node %s", member.node.name)
             log.info("fleet: stopped node %s (%s): %s", member.node.name, member.instance.instance_id, why)

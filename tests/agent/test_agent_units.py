@@ -313,3 +313,17 @@ def test_config_map_volumes_project_keys_items_and_modes(tmp_path: Path) -> None
         project(tmp_path / "w", "cfg", {"name": "c", "items": [{"key": "nope", "path": "n"}]}, cm)
     with pytest.raises(VolumeError, match="may not contain"):
         project(tmp_path / "w", "cfg", {"name": "c", "items": [{"key": "other", "path": "../escape"}]}, cm)
+
+
+def test_a_local_machine_going_away_revokes_the_credential_its_agent_obtained(tmp_path: Path) -> None:
+    from skiff.agentproc import AgentProcess
+    from skiff.fleet import Fleet, Instance, _Member
+
+    node = NodeConfig(name="n1")
+    agent = AgentProcess(node, {"SKIFF_STATE_DIR": str(tmp_path)}, tmp_path / "log")
+    (tmp_path / "n1.token").write_text("skiff.secret\n")
+    assert agent.credential() == "skiff.secret"
+    revoked: list[str] = []
+    fleet = Fleet("https://api", tmp_path / "ca", ec2=object(), revoke_token=revoked.append, region="us-east-1")
+    fleet._shutdown([_Member(Instance("i-1", "t3.large", "z", "", ""), agent, "", 0)], "a test")
+    assert revoked == ["skiff.secret"]
