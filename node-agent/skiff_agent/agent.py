@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from skiff_agent import configvolumes
 from skiff_agent import labels as L
-from skiff_agent.api import ApiError, HTTPTransport
+from skiff_agent.api import ApiError, ApiUnreachable, HTTPTransport
 from skiff_agent.config import AgentConfig
 from skiff_agent.node import HEALTHY, Condition, NodeReporter, RuntimeInfo
 from skiff_agent.podworker import NodeContext, PodWorker
@@ -200,7 +200,9 @@ class Agent:
                     rv = self._watch(selector, rv, relist_at)
             except Exception as e:  # noqa: BLE001 - the API may be away: containers keep running
                 failures += 1
-                log.error("node %s: following pods failed (%d in a row): %s", self.name, failures, e)
+                # one dropped connection is routine (the next list repairs it); a run of them is not
+                level = logging.WARNING if isinstance(e, ApiUnreachable) and failures < 3 else logging.ERROR
+                log.log(level, "node %s: following pods failed (%d in a row): %s", self.name, failures, e)
                 self._stop.wait(min(10.0, 2.0 ** failures / 2))
 
     def _watch(self, selector: dict[str, str], rv: str, until: float) -> str:
