@@ -31,7 +31,6 @@ import os
 import queue
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import Any
 import boto3
 import urllib3
 import yaml
+from benchlib import free_port
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
@@ -81,12 +81,6 @@ class Cluster:
     @property
     def aws_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.aws_port}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

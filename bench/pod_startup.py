@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "node-agent"))
 
+from benchlib import free_port, percentile  # noqa: E402
+
 from skiff_agent import labels as L  # noqa: E402
 from skiff_agent.api import ApiError, HTTPTransport  # noqa: E402
 
@@ -47,17 +48,6 @@ IMAGE = "skiff-test/busybox:1"
 COMMAND = ["sleep", "3600"]
 SLO_P99, TARGET_P99, TARGET_WRITES = 5.0, 2.0, 3
 Obj = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def summary(values: list[float]) -> str:

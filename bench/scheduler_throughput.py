@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,16 +35,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchlib import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KUBE_SCHEDULER_THRESHOLD = 680  # pods/s, scheduler_perf, 10000 pods on 5000 nodes
 NAMESPACE = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_moto(port: int, log: Path) -> subprocess.Popen[bytes]:
