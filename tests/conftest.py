@@ -136,13 +136,38 @@ class LiveCluster:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        kubectl = shutil.which("kubectl")
-        assert kubectl, "kubectl is required for the integration tests (Debian: kubernetes-client)"
-        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig), *args], input=input,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-        return proc
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
+
+
+def run_kubectl(kubeconfig: Path, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """kubectl against a cluster's kubeconfig; AssertionError with its stderr when it fails and `check`."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is required for the integration and end-to-end tests (Debian: kubernetes-client)"
+    proc = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], input=input,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+DOCKER_REQUIRED = "Docker is required for the agent and end-to-end tests: apt-get install docker.io and start dockerd"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """The local Docker engine (the node agents' runtime). Without one the tests fail saying so, never skip."""
+    try:
+        import docker
+    except ImportError:
+        pytest.fail("the docker Python SDK is missing from this environment; it is the node agent's dependency "
+                    "(pip install -e node-agent, or pip install docker)", pytrace=False)
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as e:  # DockerException, connection errors: no engine answers
+        pytest.fail(f"{DOCKER_REQUIRED} ({type(e).__name__}: {e})", pytrace=False)
+    return client
 
 
 @pytest.fixture(scope="session")

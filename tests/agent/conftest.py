@@ -8,7 +8,6 @@ password moto's ECR grants the default account, as `skiff up` runs it.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
+
 try:
     import skiff_agent  # noqa: F401
 except ImportError:  # not installed into the venv yet: use the source tree
@@ -26,28 +27,6 @@ except ImportError:  # not installed into the venv yet: use the source tree
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-DOCKER_REQUIRED = "Docker is required for the agent tests: apt-get install docker.io and start dockerd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    try:
-        import docker
-    except ImportError:
-        pytest.fail("the docker Python SDK is missing from this environment; it is the node agent's dependency "
-                    "(pip install -e node-agent, or pip install docker)", pytrace=False)
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as e:  # DockerException, connection errors: no engine answers
-        pytest.fail(f"{DOCKER_REQUIRED} ({type(e).__name__}: {e})", pytrace=False)
-    return client
 
 
 @pytest.fixture(scope="session")

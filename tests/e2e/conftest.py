@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_kubectl
 
 
 @dataclass
@@ -29,13 +28,7 @@ class Cluster:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        kubectl = shutil.which("kubectl")
-        assert kubectl, "kubectl is required for the end-to-end tests (Debian: kubernetes-client)"
-        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig), *args], input=input,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-        return proc
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
@@ -51,25 +44,8 @@ class Cluster:
         return list(json.loads((self.home / "fleet.json").read_text()).get("nodes") or [])
 
 
-def _docker() -> Any:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"Docker is required for the end-to-end tests: apt-get install docker.io and start dockerd "
-                    f"({type(e).__name__}: {e})", pytrace=False)
-
-
 @pytest.fixture(scope="session")
-def docker_engine() -> Any:
-    return _docker()
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("skiff-e2e")
     env = {**os.environ, "SKIFF_HOME": str(home), "SKIFF_STREAM_BATCH_WINDOW_SECONDS": "0.2",
            "SKIFF_RESYNC_SECONDS": "2", "SKIFF_CONTROLLER_WORKERS": "4", "SKIFF_NODE_MONITOR_GRACE_SECONDS": "15",
@@ -92,5 +68,5 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any) -> Ite
         down = c.skiff("down")
         print(down.stdout, down.stderr)
     left = [ctr.name for n in nodes
-            for ctr in docker_engine.containers.list(all=True, filters={"label": f"io.skiff.node={n}"})]
+            for ctr in docker_client.containers.list(all=True, filters={"label": f"io.skiff.node={n}"})]
     assert not left, f"skiff down left containers behind: {left}"

@@ -27,15 +27,15 @@ def ready(pod: dict[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def images(cluster: Cluster, docker_engine: Any) -> dict[str, str]:
+def images(cluster: Cluster, docker_client: Any) -> dict[str, str]:
     """Two versions of a small web image in the cluster's ECR repository."""
     from skiff.testimage import ensure_test_image
 
-    base = ensure_test_image(docker_engine)
+    base = ensure_test_image(docker_client)
     del base
     refs = {}
     for version in ("v1", "v2"):
-        container = docker_engine.containers.create("skiff-test/busybox:1", ["sh", "-c",
+        container = docker_client.containers.create("skiff-test/busybox:1", ["sh", "-c",
                                                     f"echo 'e2e {version}' > /var/www/index.html"])
         try:
             container.start()
@@ -182,7 +182,7 @@ def test_a_stopped_node_agent_has_its_pods_replaced_elsewhere(cluster: Cluster, 
 
 
 def test_deleting_everything_leaves_no_container(cluster: Cluster, images: dict[str, str],
-                                                 docker_engine: Any) -> None:
+                                                 docker_client: Any) -> None:
     cluster.kubectl("create", "namespace", "e2e-gone")
     for i in range(2):
         manifest = deployment(f"gone-{i}", images["v1"], 2)
@@ -193,7 +193,7 @@ def test_deleting_everything_leaves_no_container(cluster: Cluster, images: dict[
     nodes = [n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"]]
 
     def containers() -> list[str]:
-        return [c.name for n in nodes for c in docker_engine.containers.list(
+        return [c.name for n in nodes for c in docker_client.containers.list(
             all=True, filters={"label": f"io.skiff.node={n}"}) if c.labels.get("io.skiff.pod.namespace") == "e2e-gone"]
 
     assert containers()

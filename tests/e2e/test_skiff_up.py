@@ -55,7 +55,7 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
             assert f"port {port} on 127.0.0.1 is already in use" in up.stderr and flag in up.stderr
 
 
-def test_ctrl_c_stops_everything_cleanly(tmp_path: Path, docker_engine: Any) -> None:
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path, docker_client: Any) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "skiff.cli", "up", "--nodes", "1", "--port", str(free_port()),
                              "--aws-port", str(free_port()), "--registry-port", str(free_port())],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -83,4 +83,4 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path, docker_engine: Any) -> 
     assert "skiff: stopped" in out
     assert not (tmp_path / "state.json").exists()
     assert not _running(agent_pid), "the node agent was stopped"
-    assert not docker_engine.containers.list(all=True, filters={"label": f"io.skiff.node={nodes[0]['name']}"})
+    assert not docker_client.containers.list(all=True, filters={"label": f"io.skiff.node={nodes[0]['name']}"})
