@@ -239,9 +239,10 @@ class ImagePuller:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
 
-    def ensure(self, image: str, policy: str) -> PullResult:
+    def ensure(self, image: str, policy: str, on_pull: Callable[[], None] | None = None) -> PullResult:
         """Make `image` (as written in the pod spec) present per `policy` (empty: the API's default);
-        raises ImagePullError with kubelet's reason and message."""
+        raises ImagePullError with kubelet's reason and message. `on_pull` is called when a pull is about
+        to happen (kubelet's Pulling event)."""
         started = time.monotonic()
         try:
             ref = parse_reference(image)
@@ -264,6 +265,8 @@ class ImagePuller:
                               seconds=time.monotonic() - started,
                               status_image_id=self._status_image_id(inspected, ref, source),
                               message=f'Container image "{image}" already present on machine')
+        if on_pull is not None:
+            on_pull()
         return self._pull_once(local, lambda: self._pull(image, ref, source, local, started))
 
     # -- pulling ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ class Events(Protocol):
 
 
 class Puller(Protocol):
-    def ensure(self, image: str, policy: str) -> Any: ...
+    def ensure(self, image: str, policy: str, on_pull: Callable[[], None] | None = None) -> Any: ...
 
 
 class Shipper(Protocol):
@@ -380,10 +380,9 @@ class PodWorker:
             return
         self._waiting[name] = ("ContainerCreating", "")
         try:
-            present = self._image_present(image)
-            if not present or str(c.get("imagePullPolicy") or "") == "Always":
-                self._event("Pulling", f'Pulling image "{image}"', field=field_path)
-            pulled = self.node.images.ensure(image, str(c.get("imagePullPolicy") or ""))
+            pulled = self.node.images.ensure(
+                image, str(c.get("imagePullPolicy") or ""),
+                on_pull=lambda: self._event("Pulling", f'Pulling image "{image}"', field=field_path))
         except ImagePullError as e:
             backoff = self._pull_backoff.setdefault(name, BackOff(self.node.backoff_initial, self.node.backoff_max))
             backoff.restarts = max(1, backoff.restarts)
@@ -424,13 +423,6 @@ class PodWorker:
                                  state="running")
         self._ensure_probers(c, record)
         self._follow_logs(record)
-
-    def _image_present(self, image: str) -> bool:
-        try:
-            self.node.runtime.client.api.inspect_image(image)
-            return True
-        except Exception:  # noqa: BLE001 - absent or unparsable: the puller decides
-            return False
 
     def _follow_logs(self, record: ContainerRecord) -> None:
         if self.node.logs is None or self.node.stream_name is None:

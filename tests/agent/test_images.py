@@ -60,7 +60,7 @@ def test_present_image_is_used_without_a_pull(docker_client: Any, busybox_image:
     puller = make_puller(docker_client, registry, ecr)
     image_id = docker_client.api.inspect_image(busybox_image)["Id"]
     for policy in ("IfNotPresent", "Never"):
-        result = puller.ensure(busybox_image, policy)
+        result = puller.ensure(busybox_image, policy, on_pull=lambda: pytest.fail("no pull is announced"))
         assert (result.pulled, result.image_id, result.image_ref_local) == (False, image_id, busybox_image)
         assert result.message == f'Container image "{busybox_image}" already present on machine'
 
@@ -76,7 +76,9 @@ def test_ecr_image_is_pulled_through_the_mirror_and_runs_under_its_pod_spec_name
     out = docker_client.containers.run(result.image_ref_local, ["echo", "hello from ecr"], remove=True)
     assert out == b"hello from ecr\n"
     assert puller.ensure(pushed_image.ecr_ref, "IfNotPresent").pulled is False  # now present
-    assert puller.ensure(pushed_image.ecr_ref, "Always").pulled is True  # Always pulls even so
+    announced: list[str] = []
+    assert puller.ensure(pushed_image.ecr_ref, "Always", on_pull=lambda: announced.append("pulling")).pulled is True
+    assert announced == ["pulling"]  # Always pulls even so, and says so first
 
 
 def test_wrong_password_is_errimagepull_with_dockers_message(docker_client: Any, registry: LocalRegistry,
