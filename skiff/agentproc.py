@@ -72,6 +72,22 @@ def agent_env(config: NodeConfig, *, api_url: str, ca_file: Path, bootstrap_toke
     return env
 
 
+def remove_node_containers(docker_client: Any, node: str) -> int:
+    """Remove every container and volume of `node` (its machine is gone); how many containers went."""
+    removed = 0
+    try:
+        for c in docker_client.containers.list(all=True, filters={"label": f"{NODE_LABEL}={node}"}):
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+                removed += 1
+        for v in docker_client.volumes.list(filters={"label": f"{NODE_LABEL}={node}"}):
+            with contextlib.suppress(Exception):
+                v.remove(force=True)
+    except Exception:  # noqa: BLE001 - Docker gone: nothing left to remove
+        log.warning("could not list the containers of node %s", node, exc_info=True)
+    return removed
+
+
 class AgentProcess:
     """One node agent process; the Fleet's node for the docker runtime (same duck type as HollowNode)."""
 
@@ -138,20 +154,7 @@ class AgentProcess:
             return ""
 
     def remove_containers(self) -> int:
-        if self.docker is None:
-            return 0
-        removed = 0
-        try:
-            for c in self.docker.containers.list(all=True, filters={"label": f"{NODE_LABEL}={self.name}"}):
-                with contextlib.suppress(Exception):
-                    c.remove(force=True)
-                    removed += 1
-            for v in self.docker.volumes.list(filters={"label": f"{NODE_LABEL}={self.name}"}):
-                with contextlib.suppress(Exception):
-                    v.remove(force=True)
-        except Exception:  # noqa: BLE001 - Docker gone: nothing left to remove
-            log.warning("could not list the containers of node %s", self.name, exc_info=True)
-        return removed
+        return remove_node_containers(self.docker, self.name) if self.docker is not None else 0
 
     def describe(self) -> Obj:
         return {"name": self.name, "providerID": self.config.provider_id, "runtime": "docker", "pid": self.pid,

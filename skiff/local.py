@@ -393,10 +393,11 @@ def _stop_leftover_agents(layout: Layout) -> None:
         with contextlib.suppress(Exception):
             import docker
 
+            from skiff.agentproc import remove_node_containers
+
             client = docker.from_env()
             for name in names:
-                for c in client.containers.list(all=True, filters={"label": f"io.skiff.node={name}"}):
-                    c.remove(force=True)
+                remove_node_containers(client, name)
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from skiff.agentproc import remove_node_containers
 from tests.conftest import free_port
 
 try:
@@ -192,11 +193,3 @@ def agent_node(live: Any, docker_client: Any, busybox_image: str) -> Iterator[Ag
     finally:
         agent.stop()
         remove_node_containers(docker_client, name)
-
-
-def remove_node_containers(docker_client: Any, node: str) -> None:
-    for c in docker_client.containers.list(all=True, filters={"label": f"io.skiff.node={node}"}):
-        c.remove(force=True)
-    for v in docker_client.volumes.list(filters={"label": f"io.skiff.node={node}"}):
-        with contextlib.suppress(Exception):
-            v.remove(force=True)

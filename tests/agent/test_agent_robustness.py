@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.agent.conftest import AgentNode, node_token, remove_node_containers
+from skiff.agentproc import remove_node_containers
+from tests.agent.conftest import AgentNode, node_token
 from tests.agent.tcpproxy import TCPProxy
 from tests.agent.test_agent_pods import BUSYBOX, statuses, unique
 from tests.waiting import wait_until
